@@ -1,0 +1,31 @@
+# `make test` and `make reproduce` set everything up on a fresh machine first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+KERNEL := skin-lesion
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup test reproduce quick clean-venv
+
+$(STAMP): environment/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r environment/requirements.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
+	# A kernel for this venv, so papermill never starts another interpreter.
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python 3 ($(KERNEL))"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+test: setup
+	$(PY) -m pytest
+
+reproduce: setup
+	$(PY) -m helpers reproduce
+
+# The whole chain in its small "quick" setting, written to /tmp, repository untouched.
+quick: setup
+	$(PY) -m helpers reproduce --quick --output-dir /tmp/skin-lesion-quick
+
+clean-venv:
+	rm -rf $(VENV)

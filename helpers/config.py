@@ -1,0 +1,114 @@
+"""Paths, data location and run settings shared by every notebook and the CLI.
+
+The data directory is resolved in one place so that a notebook parameter, the
+``SKIN_DATA_DIR`` environment variable and the repository's ``data/`` folder
+are tried in the same order everywhere.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+IMAGES_DIR = REPO_ROOT / "images"
+MODELS_DIR = REPO_ROOT / "saved_models"
+RESULTS_PATH = MODELS_DIR / "results.json"
+SPLIT_PATH = MODELS_DIR / "split.csv"
+DATA_REPORT_PATH = MODELS_DIR / "data_report.json"
+DEFAULT_DATA_DIR = REPO_ROOT / "data"
+
+DATA_ENV_VAR = "SKIN_DATA_DIR"
+# Lets the test suite and `reproduce --out` send every artefact elsewhere
+# without touching the committed ones.
+OUTPUT_ENV_VAR = "SKIN_OUTPUT_DIR"
+
+NOTEBOOKS = [
+    "1_Data_Exploration.ipynb",
+    "2_Image_Processing_and_Modeling.ipynb",
+    "3_Transfer_Learning_Models.ipynb",
+    "4_Explaining_Model_Predictions.ipynb",
+]
+
+# The "quick" setting (class, CI): the same notebooks with smaller parameters.
+QUICK = {
+    "per_class_and_split": 30,  # images per (given split, class) kept by notebook 1
+    "epochs": 3,
+    "head_epochs": 3,
+    "finetune_epochs": 1,
+    "lime_samples": 200,
+    "lime_images": 3,
+}
+
+HOW_TO_GET_DATA = """\
+No images were found. Point the project at a data set in one of these ways:
+  * notebook parameter   data_dir="/path/to/data"
+  * environment variable SKIN_DATA_DIR=/path/to/data
+  * put the data in      {default}
+Expected layout: one folder per class (benign/, malignant/), optionally under
+train/ and test/; or HAM10000 (HAM10000_metadata.csv + images); or an ISIC
+Archive export written by isic-cli (metadata.csv + images).
+With internet, download a balanced benign/malignant set from the ISIC Archive:
+    python -m helpers download --out data/isic-archive --limit 1000
+"""
+
+
+class DataNotFoundError(FileNotFoundError):
+    """Raised when no usable data directory can be found."""
+
+
+@dataclass(frozen=True)
+class OutputDirs:
+    """Where a run writes its figures, models and results."""
+
+    root: Path
+    images: Path
+    models: Path
+
+    @property
+    def results(self) -> Path:
+        return self.models / "results.json"
+
+    @property
+    def split(self) -> Path:
+        return self.models / "split.csv"
+
+    @property
+    def data_report(self) -> Path:
+        return self.models / "data_report.json"
+
+
+def output_dirs(root: str | os.PathLike | None = None) -> OutputDirs:
+    """Return (and create) the output folders: the repository by default."""
+    root = Path(root or os.environ.get(OUTPUT_ENV_VAR) or REPO_ROOT).resolve()
+    dirs = OutputDirs(root=root, images=root / "images", models=root / "saved_models")
+    dirs.images.mkdir(parents=True, exist_ok=True)
+    dirs.models.mkdir(parents=True, exist_ok=True)
+    return dirs
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """Pick the data directory: explicit parameter, then $SKIN_DATA_DIR, then data/.
+
+    Raises DataNotFoundError with instructions when the chosen place is missing
+    or holds no files, so a user never sees an empty plot instead of an error.
+    """
+    if data_dir:
+        source, path = "parameter data_dir", Path(data_dir)
+    elif os.environ.get(DATA_ENV_VAR):
+        source, path = f"${DATA_ENV_VAR}", Path(os.environ[DATA_ENV_VAR])
+    else:
+        source, path = "default", DEFAULT_DATA_DIR
+    path = path.expanduser().resolve()
+    if not path.is_dir():
+        raise DataNotFoundError(
+            f"Data directory {path} (from {source}) does not exist.\n"
+            + HOW_TO_GET_DATA.format(default=DEFAULT_DATA_DIR)
+        )
+    if not any(p.is_file() for p in path.rglob("*")):
+        raise DataNotFoundError(
+            f"Data directory {path} (from {source}) contains no files.\n"
+            + HOW_TO_GET_DATA.format(default=DEFAULT_DATA_DIR)
+        )
+    return path

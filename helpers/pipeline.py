@@ -1,0 +1,131 @@
+"""Run the notebook chain with papermill, in order, as one reproducible job.
+
+A run writes into a staging folder first. Only when every notebook has run is
+its output moved into place (notebooks, figures, models, results.json,
+Presentation.pdf), so a failed run leaves the previous good artefacts intact.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from . import results
+from .config import NOTEBOOKS, NOTEBOOKS_DIR, OUTPUT_ENV_VAR, REPO_ROOT, output_dirs
+
+KERNEL_NAME = "skin-lesion"
+
+
+class ChainError(RuntimeError):
+    """A notebook of the chain failed; the message names it."""
+
+
+def ensure_kernel(name: str = KERNEL_NAME) -> str:
+    """Register a Jupyter kernel for this interpreter (idempotent), so papermill
+    runs the notebooks with the same environment as the caller."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().find_kernel_specs().get(name)
+    if spec is None or not Path(spec, "kernel.json").read_text().count(sys.executable):
+        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", name,
+                        "--display-name", f"Python 3 ({name})"], check=True, capture_output=True)
+    return name
+
+
+@contextlib.contextmanager
+def _env(**values: str) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_notebooks(work: Path, *, notebooks: Sequence[str], parameters: dict[str, Any],
+                  kernel_name: str, log=print) -> dict[str, float]:
+    """Execute ``notebooks`` in order with their outputs going to ``work``; returns wall times."""
+    import papermill as pm
+
+    (work / "notebooks").mkdir(parents=True, exist_ok=True)
+    timings = {}
+    with _env(**{OUTPUT_ENV_VAR: str(work)}):
+        for nb in notebooks:
+            log(f"[reproduce] {nb} ...")
+            start = time.perf_counter()
+            try:
+                pm.execute_notebook(NOTEBOOKS_DIR / nb, work / "notebooks" / nb, parameters=parameters,
+                                    kernel_name=kernel_name, cwd=str(NOTEBOOKS_DIR), progress_bar=False,
+                                    log_output=False)
+            except Exception as exc:  # papermill raises its own error type, nbclient others
+                raise ChainError(f"notebook {nb} failed: {type(exc).__name__}: {str(exc)[-3000:]}") from exc
+            timings[nb] = round(time.perf_counter() - start, 1)
+            log(f"[reproduce] {nb} done in {timings[nb]:.0f} s")
+    return timings
+
+
+def _promote(work: Path, root: Path) -> None:
+    """Move every file of a finished run from ``work`` into ``root``."""
+    for path in sorted(work.rglob("*")):
+        if path.is_file():
+            dest = root / path.relative_to(work)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, dest)
+
+
+def reproduce(*, quick: bool = False, data_dir: str | None = None, output_dir: str | None = None,
+              notebooks: Sequence[str] | None = None, parameters: dict[str, Any] | None = None,
+              log=print) -> dict[str, Any]:
+    """Run the chain and return the final results.
+
+    With ``output_dir`` everything (executed notebooks included) is written
+    there and the repository is left untouched; otherwise the run is staged and
+    then moved into the repository, and README's results table is regenerated.
+    """
+    from .report import build_presentation
+
+    notebooks = list(notebooks or NOTEBOOKS)
+    params = {"quick": quick, **({"data_dir": str(data_dir)} if data_dir else {}), **(parameters or {})}
+    kernel = ensure_kernel()
+    in_repo = output_dir is None
+    if in_repo:
+        work = Path(tempfile.mkdtemp(prefix=".run-", dir=REPO_ROOT))
+        # A partial rerun (say notebook 3 alone) must find what earlier notebooks saved.
+        shutil.copytree(REPO_ROOT / "saved_models", work / "saved_models", dirs_exist_ok=True)
+    else:
+        work = Path(output_dir).resolve()
+    out = output_dirs(work)
+    try:
+        start = time.perf_counter()
+        timings = run_notebooks(work, notebooks=notebooks, parameters=params, kernel_name=kernel, log=log)
+        final = results.update_results({"timings": timings, "run": results.run_info(quick)}, out.results)
+        final = results.update_results(
+            {"run": {"chain_seconds": round(time.perf_counter() - start, 1),
+                     "chain_notebooks": notebooks}}, out.results)
+        build_presentation(final, out.images, work / "Presentation.pdf")
+        if in_repo:
+            _promote(work, REPO_ROOT)
+            results.update_readme(REPO_ROOT / "README.md", final)
+            log("[reproduce] notebooks, figures, models, results.json, Presentation.pdf and README updated")
+        return final
+    finally:
+        if in_repo and work.exists():
+            # Keep a failed run's executed notebooks for inspection, drop the rest.
+            failed = work / "notebooks"
+            if any(failed.glob("*.ipynb")):
+                keep = REPO_ROOT / ".last-failed-run"
+                shutil.rmtree(keep, ignore_errors=True)
+                shutil.move(str(failed), keep)
+                log(f"[reproduce] the run failed; its executed notebooks are in {keep}. "
+                    "Previous notebooks, models and results were left in place.")
+            shutil.rmtree(work, ignore_errors=True)

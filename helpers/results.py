@@ -1,0 +1,148 @@
+"""``saved_models/results.json``: the one machine-readable record of a run.
+
+Notebooks write into it through ``record_model`` / ``update_results``; README,
+the main notebook and the slides read from it. Every write is atomic.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .atomic import write_json, write_text
+from .config import REPO_ROOT, output_dirs
+
+# Packages whose versions are recorded with every run.
+RECORDED_PACKAGES = [
+    "tensorflow-cpu", "keras", "numpy", "pandas", "scikit-learn", "scikit-image",
+    "lime", "papermill", "matplotlib", "pillow",
+]
+
+
+def results_path(path: str | os.PathLike | None = None) -> Path:
+    return Path(path) if path else output_dirs().results
+
+
+def load_results(path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The results so far ({} when no run has written any yet)."""
+    p = results_path(path)
+    if not p.exists():
+        return {}
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{p} is not valid JSON ({exc}); rerun `python -m helpers reproduce`.") from exc
+
+
+def _merge(base: dict, updates: dict) -> dict:
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def update_results(updates: dict[str, Any], path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Deep-merge ``updates`` into results.json and write it back atomically."""
+    p = results_path(path)
+    results = _merge(load_results(p), updates)
+    write_json(p, results)
+    return results
+
+
+def record_model(name: str, entry: dict[str, Any], path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Replace the record of one model (a stale key from an older run must not survive)."""
+    p = results_path(path)
+    results = load_results(p)
+    results.setdefault("models", {})[name] = entry
+    write_json(p, results)
+    return results
+
+
+def run_info(quick: bool) -> dict[str, Any]:
+    """Commit, date, package versions and machine of this run."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                    cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = None, None
+    versions = {}
+    for pkg in RECORDED_PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return {
+        "commit": commit,
+        "uncommitted_changes": dirty,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "versions": versions,
+        "machine": {"cpu_cores": os.cpu_count(), "platform": platform.platform()},
+        "quick": quick,
+    }
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def results_markdown(results: dict[str, Any]) -> str:
+    """The README results table and timings, generated from results.json."""
+    models = results.get("models", {})
+    if not models:
+        return "_No results yet: run `make reproduce`._\n"
+    lines = [
+        "| model | weights | image size | test n | accuracy | ROC AUC (95% CI) | sensitivity | specificity | threshold | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in models.items():
+        t = m.get("test", {})
+        ci = t.get("auc_ci95")
+        auc = _fmt(t.get("auc")) + (f" ({ci[0]:.3f}-{ci[1]:.3f})" if ci else "")
+        lines.append(
+            f"| {name} | {m.get('weights', 'n/a')} | {m.get('image_size', 'n/a')} | {_fmt(t.get('n'))} | "
+            f"{_fmt(t.get('accuracy'))} | {auc} | {_fmt(t.get('sensitivity'))} | {_fmt(t.get('specificity'))} | "
+            f"{_fmt(m.get('threshold'))} | {_fmt(m.get('train_seconds'), 0)} |"
+        )
+    run = results.get("run", {})
+    timings = results.get("timings", {})
+    if timings:
+        total = sum(timings.values())
+        lines += ["", "Wall time per notebook (seconds): "
+                  + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + f"; total {total / 60:.1f} min."]
+    if run:
+        lines += ["", f"Run: commit `{(run.get('commit') or 'unknown')[:10]}`, {run.get('date')}, "
+                  f"{run.get('machine', {}).get('cpu_cores')} CPU cores, quick={run.get('quick')}. "
+                  "Sensitivity/specificity are at the threshold chosen on validation; one seed."]
+    return "\n".join(lines) + "\n"
+
+
+README_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
+
+
+def update_readme(readme: str | os.PathLike, results: dict[str, Any]) -> bool:
+    """Rewrite the block between the README markers; True when README changed."""
+    readme = Path(readme)
+    text = readme.read_text()
+    start, end = README_MARKERS
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        raise ValueError(f"{readme} has no {start} ... {end} block for the results table.")
+    new = pattern.sub(lambda _: f"{start}\n{results_markdown(results)}{end}", text)
+    if new != text:
+        write_text(readme, new)
+    return new != text

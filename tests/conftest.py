@@ -1,0 +1,38 @@
+"""Shared test set-up: headless plotting, quiet TensorFlow, outputs in tmp."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def real_data_dir(name: str = "isic-mvb") -> Path | None:
+    """The shared real data set beside the repository (or $SKIN_DATA_DIR), if present."""
+    env = os.environ.get("SKIN_DATA_DIR")
+    for candidate in ([Path(env)] if env and name == "isic-mvb" else []) + [REPO.parent / "shared" / "data" / name]:
+        if candidate.is_dir():
+            return candidate.resolve()
+    return None
+
+
+@pytest.fixture
+def out_dir(tmp_path, monkeypatch):
+    """Send figures, models and results of the code under test to a tmp folder."""
+    monkeypatch.setenv("SKIN_OUTPUT_DIR", str(tmp_path / "out"))
+    from helpers import config
+
+    return config.output_dirs()
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

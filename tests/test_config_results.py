@@ -1,0 +1,88 @@
+import json
+
+import pytest
+
+from helpers import atomic, config, results
+
+
+def test_data_dir_precedence(tmp_path, monkeypatch):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        d.mkdir()
+        (d / "x.jpg").write_bytes(b"x")
+    monkeypatch.setenv("SKIN_DATA_DIR", str(b))
+    assert config.resolve_data_dir(a) == a.resolve()  # parameter beats environment
+    assert config.resolve_data_dir(None) == b.resolve()
+
+
+def test_missing_data_dir_says_how_to_get_data(tmp_path, monkeypatch):
+    monkeypatch.delenv("SKIN_DATA_DIR", raising=False)
+    with pytest.raises(config.DataNotFoundError, match="does not exist") as err:
+        config.resolve_data_dir(tmp_path / "nope")
+    assert "python -m helpers download" in str(err.value)
+    empty = tmp_path / "empty"
+    (empty / "benign").mkdir(parents=True)
+    with pytest.raises(config.DataNotFoundError, match="contains no files"):
+        config.resolve_data_dir(empty)
+
+
+def test_atomic_write_keeps_old_file_when_interrupted(tmp_path):
+    target = tmp_path / "results.json"
+    atomic.write_json(target, {"good": 1})
+    with pytest.raises(RuntimeError):
+        with atomic.atomic_path(target) as tmp:
+            tmp.write_text("{half")
+            raise RuntimeError("interrupted")
+    assert json.loads(target.read_text()) == {"good": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temp file left
+
+
+def test_write_json_refuses_nan(tmp_path):
+    with pytest.raises(ValueError):
+        atomic.write_json(tmp_path / "r.json", {"auc": float("nan")})
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_results_merge_and_record(tmp_path):
+    path = tmp_path / "results.json"
+    results.update_results({"timings": {"1": 3.0}}, path)
+    results.update_results({"timings": {"2": 4.0}, "run": {"quick": True}}, path)
+    results.record_model("cnn", {"test": {"auc": 0.8}, "old_key": 1}, path)
+    results.record_model("cnn", {"test": {"auc": 0.9}}, path)  # replaced, not merged
+    data = results.load_results(path)
+    assert data["timings"] == {"1": 3.0, "2": 4.0}
+    assert data["models"]["cnn"] == {"test": {"auc": 0.9}}
+
+
+def test_corrupt_results_file_is_reported(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        results.load_results(path)
+
+
+def test_readme_table_is_generated(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:start -->\nSTALE TABLE\n<!-- results:end -->\nend\n")
+    res = {"models": {"small_cnn": {"weights": "none", "image_size": 64, "threshold": 0.31,
+                                    "train_seconds": 42.0,
+                                    "test": {"n": 600, "accuracy": 0.81, "auc": 0.883, "auc_ci95": [0.85, 0.91],
+                                             "sensitivity": 0.9, "specificity": 0.7}}},
+           "timings": {"1_Data_Exploration.ipynb": 30.0}}
+    assert results.update_readme(readme, res)
+    text = readme.read_text()
+    assert "| small_cnn | none | 64 | 600 | 0.810 | 0.883 (0.850-0.910) | 0.900 | 0.700 | 0.310 | 42 |" in text
+    assert "STALE TABLE" not in text and text.startswith("intro") and text.endswith("end\n")
+    assert not results.update_readme(readme, res)  # idempotent
+
+
+def test_readme_without_markers_is_an_error(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="results:start"):
+        results.update_readme(readme, {})
+
+
+def test_run_info_records_versions_and_machine():
+    info = results.run_info(quick=True)
+    assert info["versions"]["keras"] and info["machine"]["cpu_cores"] >= 1 and info["quick"] is True
