@@ -1,0 +1,149 @@
+"""Model builders. Every model takes raw RGB pixels in [0, 255] and carries its
+own preprocessing as layers, so a saved ``.keras`` file needs nothing re-typed
+to be used on a new image. Each ends in one sigmoid unit: P(malignant).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+from keras import layers, regularizers
+
+VGG16_WEIGHTS_HELP = (
+    "VGG16 ImageNet weights are not available: Keras downloads them on first use "
+    "(into $KERAS_HOME/models/, default ~/.keras/models/) and this machine could not "
+    "fetch them. To use them, copy vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 "
+    "into that folder. Without them the VGG16 below is trained from random "
+    "initialisation and is NOT transfer learning."
+)
+
+
+@keras.saving.register_keras_serializable(package="helpers")
+class VGGPreprocess(layers.Layer):
+    """VGG16's own ('caffe') preprocessing: RGB to BGR, minus the ImageNet channel means."""
+
+    MEAN_BGR = (103.939, 116.779, 123.68)
+
+    def call(self, inputs):
+        bgr = keras.ops.flip(inputs, axis=-1)
+        return bgr - keras.ops.convert_to_tensor(self.MEAN_BGR, dtype=inputs.dtype)
+
+
+def _inputs(image_size: int) -> keras.KerasTensor:
+    return keras.Input(shape=(image_size, image_size, 3), name="pixels")
+
+
+def build_mlp(image_size: int, hidden: tuple[int, ...] = (256, 64), dropout: float = 0.3,
+              name: str = "mlp") -> keras.Model:
+    """A multilayer perceptron on flattened, 1/255-scaled pixels: the floor to beat."""
+    inputs = _inputs(image_size)
+    x = layers.Rescaling(1 / 255.0)(inputs)
+    x = layers.Flatten()(x)
+    for units in hidden:
+        x = layers.Dense(units, activation="relu")(x)
+        x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="p_malignant")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_small_cnn(image_size: int, l2: float = 1e-4, dropout: float = 0.4,
+                    name: str = "small_cnn") -> keras.Model:
+    """Three conv blocks (32/64/128 filters, batch norm, max pooling), dense 128, L2."""
+    reg = regularizers.l2(l2)
+    inputs = _inputs(image_size)
+    x = layers.Rescaling(1 / 255.0)(inputs)
+    for filters in (32, 64, 128):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_regularizer=reg)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.MaxPooling2D()(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dense(128, activation="relu", kernel_regularizer=reg)(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="p_malignant")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def load_vgg16_base(image_size: int, try_imagenet: bool = True) -> tuple[keras.Model, str]:
+    """VGG16 convolutional base and where its weights came from.
+
+    Returns ("imagenet-keras") when Keras has or can fetch the ImageNet weights,
+    otherwise a randomly initialised base and "none", after printing why.
+    """
+    if try_imagenet:
+        try:
+            base = keras.applications.VGG16(include_top=False, weights="imagenet",
+                                            input_shape=(image_size, image_size, 3))
+            return base, "imagenet-keras"
+        except Exception as exc:  # Keras raises a bare Exception on URL fetch failure
+            print(f"{VGG16_WEIGHTS_HELP}\n(Keras said: {str(exc).splitlines()[0][:200]})")
+    base = keras.applications.VGG16(include_top=False, weights=None,
+                                    input_shape=(image_size, image_size, 3))
+    return base, "none"
+
+
+def build_head(feature_shape: tuple[int, ...], units: int = 128, dropout: float = 0.4,
+               l2: float = 1e-4, name: str = "head") -> keras.Model:
+    """Pool, one dense layer, dropout, sigmoid: the head every transfer model shares.
+
+    A separate Model so it can first be trained on features extracted once
+    (a frozen base costs a full forward pass per epoch otherwise).
+    """
+    inputs = keras.Input(shape=feature_shape, name="features")
+    x = layers.GlobalAveragePooling2D()(inputs) if len(feature_shape) == 3 else inputs
+    x = layers.Dense(units, activation="relu", kernel_regularizer=regularizers.l2(l2))(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="p_malignant")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+@dataclass
+class TransferModel:
+    """A pretrained (or not) base, its head, and the model that chains them.
+
+    ``features`` maps raw pixels to the base's output (preprocessing included);
+    ``model`` maps raw pixels to P(malignant) and is what gets saved.
+    """
+
+    model: keras.Model
+    features: keras.Model
+    base: keras.Model
+    head: keras.Model
+    weights: str
+    backbone: str
+
+
+def build_transfer_model(base: keras.Model, image_size: int, *, weights: str, backbone: str,
+                         preprocess: layers.Layer | None = None, name: str = "transfer") -> TransferModel:
+    """Chain [preprocess ->] frozen base -> head. The base runs in inference mode
+    (training=False) throughout, so its batch-norm statistics are never updated."""
+    base.trainable = False
+    inputs = _inputs(image_size)
+    x = preprocess(inputs) if preprocess is not None else inputs
+    feats = base(x, training=False)
+    features = keras.Model(inputs, feats, name=f"{name}_features")
+    head = build_head(tuple(feats.shape[1:]), name=f"{name}_head")
+    model = keras.Model(inputs, head(feats), name=name)
+    return TransferModel(model, features, base, head, weights, backbone)
+
+
+def build_vgg16_transfer(image_size: int, try_imagenet: bool = True) -> TransferModel:
+    """VGG16 with its own preprocessing; named after where its weights came from."""
+    base, weights = load_vgg16_base(image_size, try_imagenet)
+    name = "vgg16_imagenet" if weights != "none" else "vgg16_random_init"
+    return build_transfer_model(base, image_size, weights=weights, backbone="vgg16",
+                                preprocess=VGGPreprocess(name="vgg_preprocess"), name=name)
+
+
+def unfreeze_vgg16_last_block(tm: "TransferModel") -> int:
+    """Make only block5 of the VGG16 base trainable; returns the number of trainable tensors."""
+    base = tm.base
+    base.trainable = True
+    for layer in base.layers:
+        layer.trainable = layer.name.startswith("block5")
+    return len(base.trainable_weights)
+
+
+def count_trainable(model: keras.Model) -> int:
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
