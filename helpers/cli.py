@@ -27,6 +27,20 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from .inference import evaluate_folder, format_evaluation
+
+    try:
+        report = evaluate_folder(args.model, args.data, n_resamples=args.resamples)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"evaluate: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report) if args.json else format_evaluation(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -38,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--notebooks", nargs="*", metavar="N",
                      help="only the notebooks whose names start with these (e.g. 3 4)")
     rep.set_defaults(func=_reproduce)
+
+    ev = sub.add_parser("evaluate", help="score a saved model on a labelled image folder")
+    ev.add_argument("--model", help="model name in results.json or a .keras file (default: best on validation)")
+    ev.add_argument("--data", required=True, help="labelled images: a folder per class, HAM10000 or an isic-cli export")
+    ev.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the AUC interval")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.set_defaults(func=_evaluate)
 
     from . import download
 

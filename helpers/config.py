@@ -20,6 +20,7 @@ DATA_REPORT_PATH = MODELS_DIR / "data_report.json"
 DEFAULT_DATA_DIR = REPO_ROOT / "data"
 
 DATA_ENV_VAR = "SKIN_DATA_DIR"
+HAM_ENV_VAR = "SKIN_HAM10000_DIR"
 # Lets the test suite and `reproduce --out` send every artefact elsewhere
 # without touching the committed ones.
 OUTPUT_ENV_VAR = "SKIN_OUTPUT_DIR"
@@ -112,3 +113,22 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
             + HOW_TO_GET_DATA.format(default=DEFAULT_DATA_DIR)
         )
     return path
+
+
+def resolve_ham_dir(ham_dir: str | os.PathLike | None = None) -> Path:
+    """The HAM10000 folder (notebook 5): parameter, then $SKIN_HAM10000_DIR, then
+    data/ham10000, then a ``ham10000`` folder beside the binary data set."""
+    candidates = [("parameter ham_dir", ham_dir), (f"${HAM_ENV_VAR}", os.environ.get(HAM_ENV_VAR)),
+                  ("default", DEFAULT_DATA_DIR / "ham10000")]
+    if os.environ.get(DATA_ENV_VAR):
+        candidates.append((f"beside ${DATA_ENV_VAR}", Path(os.environ[DATA_ENV_VAR]).parent / "ham10000"))
+    for source, path in candidates:
+        if path and Path(path).expanduser().is_dir():
+            return Path(path).expanduser().resolve()
+        if path and source != "default" and not str(source).startswith("beside"):
+            raise DataNotFoundError(f"HAM10000 folder {path} (from {source}) does not exist.")
+    raise DataNotFoundError(
+        "No HAM10000 data found. Set the notebook parameter ham_dir or $SKIN_HAM10000_DIR to a folder "
+        "holding HAM10000_metadata.csv and the images (images/ or HAM10000_images_part_1/2), or put it "
+        f"in {DEFAULT_DATA_DIR / 'ham10000'}. HAM10000 is available from the ISIC Archive and Harvard "
+        "Dataverse (doi:10.7910/DVN/DBW86T).")

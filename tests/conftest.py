@@ -21,6 +21,14 @@ def real_data_dir(name: str = "isic-mvb") -> Path | None:
     return None
 
 
+@pytest.fixture(scope="session")
+def isic_mvb_dir() -> Path:
+    data = real_data_dir("isic-mvb")
+    if data is None:
+        pytest.skip("real data not found: set SKIN_DATA_DIR or put ../shared/data/isic-mvb beside the repo")
+    return data
+
+
 @pytest.fixture
 def out_dir(tmp_path, monkeypatch):
     """Send figures, models and results of the code under test to a tmp folder."""
