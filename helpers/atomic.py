@@ -13,12 +13,14 @@ from typing import Any, Iterator
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; move it into place only on success.
 
-    The temporary name keeps the target's suffix because some writers (Keras,
-    matplotlib) choose the format from it.
+    The temporary name keeps the target's suffixes (".weights.h5", not just
+    ".h5") because some writers (Keras, matplotlib) choose the format from them.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.tmp", suffix=target.suffix)
+    suffix = "".join(target.suffixes)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name[:-len(suffix) or None]}.tmp",
+                               suffix=suffix)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

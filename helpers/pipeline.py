@@ -54,12 +54,17 @@ def _env(**values: str) -> Iterator[None]:
 
 def run_notebooks(work: Path, *, notebooks: Sequence[str], parameters: dict[str, Any],
                   kernel_name: str, log=print) -> dict[str, float]:
-    """Execute ``notebooks`` in order with their outputs going to ``work``; returns wall times."""
+    """Execute ``notebooks`` in order with their outputs going to ``work``; returns wall times.
+
+    Each time is recorded in results.json as soon as its notebook ends, so a
+    later notebook (the main one) can report the run it belongs to.
+    """
     import papermill as pm
 
     (work / "notebooks").mkdir(parents=True, exist_ok=True)
     timings = {}
-    with _env(**{OUTPUT_ENV_VAR: str(work)}):
+    # TF_CPP_MIN_LOG_LEVEL: TensorFlow's C++ start-up chatter is not for readers.
+    with _env(**{OUTPUT_ENV_VAR: str(work), "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}):
         for nb in notebooks:
             log(f"[reproduce] {nb} ...")
             start = time.perf_counter()
@@ -70,17 +75,27 @@ def run_notebooks(work: Path, *, notebooks: Sequence[str], parameters: dict[str,
             except Exception as exc:  # papermill raises its own error type, nbclient others
                 raise ChainError(f"notebook {nb} failed: {type(exc).__name__}: {str(exc)[-3000:]}") from exc
             timings[nb] = round(time.perf_counter() - start, 1)
+            results.update_results({"timings": {nb: timings[nb]}}, output_dirs(work).results)
             log(f"[reproduce] {nb} done in {timings[nb]:.0f} s")
     return timings
 
 
-def _promote(work: Path, root: Path) -> None:
-    """Move every file of a finished run from ``work`` into ``root``."""
-    for path in sorted(work.rglob("*")):
-        if path.is_file():
-            dest = root / path.relative_to(work)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, dest)
+def _promote(work: Path, root: Path, prune: bool) -> None:
+    """Move every file of a finished run from ``work`` into ``root``.
+
+    ``prune`` (a full run): figures and models the run did not produce are
+    stale and removed, so nothing from an older run is mistaken for this one's.
+    """
+    produced = {p.relative_to(work) for p in work.rglob("*") if p.is_file()}
+    if prune:
+        for folder in ("images", "saved_models"):
+            for old in (root / folder).glob("*"):
+                if old.is_file() and old.relative_to(root) not in produced:
+                    old.unlink()
+    for rel in sorted(produced):
+        dest = root / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(work / rel, dest)
 
 
 def reproduce(*, quick: bool = False, data_dir: str | None = None, output_dir: str | None = None,
@@ -98,23 +113,25 @@ def reproduce(*, quick: bool = False, data_dir: str | None = None, output_dir: s
     params = {"quick": quick, **({"data_dir": str(data_dir)} if data_dir else {}), **(parameters or {})}
     kernel = ensure_kernel()
     in_repo = output_dir is None
+    full_run = notebooks == list(NOTEBOOKS)
     if in_repo:
         work = Path(tempfile.mkdtemp(prefix=".run-", dir=REPO_ROOT))
-        # A partial rerun (say notebook 3 alone) must find what earlier notebooks saved.
-        shutil.copytree(REPO_ROOT / "saved_models", work / "saved_models", dirs_exist_ok=True)
+        if not full_run:
+            # A partial rerun (say notebook 3 alone) must find what earlier notebooks saved.
+            shutil.copytree(REPO_ROOT / "saved_models", work / "saved_models", dirs_exist_ok=True)
     else:
         work = Path(output_dir).resolve()
     out = output_dirs(work)
     try:
         start = time.perf_counter()
-        timings = run_notebooks(work, notebooks=notebooks, parameters=params, kernel_name=kernel, log=log)
-        final = results.update_results({"timings": timings, "run": results.run_info(quick)}, out.results)
+        results.update_results({"run": results.run_info(quick)}, out.results)
+        run_notebooks(work, notebooks=notebooks, parameters=params, kernel_name=kernel, log=log)
         final = results.update_results(
             {"run": {"chain_seconds": round(time.perf_counter() - start, 1),
                      "chain_notebooks": notebooks}}, out.results)
         build_presentation(final, out.images, work / "Presentation.pdf")
         if in_repo:
-            _promote(work, REPO_ROOT)
+            _promote(work, REPO_ROOT, prune=full_run)
             results.update_readme(REPO_ROOT / "README.md", final)
             log("[reproduce] notebooks, figures, models, results.json, Presentation.pdf and README updated")
         return final

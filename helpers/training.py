@@ -156,12 +156,16 @@ def predict_proba(model: keras.Model, x: np.ndarray, batch_size: int = 64) -> np
 
 
 def save_model(model: keras.Model, path: str | Path) -> Path:
-    """Save as .keras; written beside the target and moved into place only when complete."""
+    """Save as .keras, without optimizer state (a third of the size; only inference
+    needs the file). Written beside the target and moved into place when complete."""
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"{path}: models are saved in the .keras format")
+    # Rebuilt from its config: uncompiled, so no optimizer state (clone_model would compile it).
+    bare = model.__class__.from_config(model.get_config())
+    bare.set_weights(model.get_weights())
     with atomic_path(path) as tmp:
-        model.save(tmp)
+        bare.save(tmp)
     return path
 
 

@@ -106,7 +106,9 @@ def save_evaluation_figures(name: str, record: dict[str, Any], p_test: np.ndarra
         np.array([[conf["tn"], conf["fp"]], [conf["fn"], conf["tp"]]]), list(data.CLASS_NAMES))
     fig.suptitle(f"{name}: test set at threshold {record['threshold']:.3f} (chosen on validation)")
     paths.append(figures.save_fig(f"{name}_confusion", fig, images_dir=out.images))
-    fig = evaluation_figures.plot_reliability(arrays.y["test"], p_test)
+    temperature = record["calibration"].get("temperature")
+    p_after = evaluation.apply_temperature(p_test, temperature) if temperature else None
+    fig = evaluation_figures.plot_reliability(arrays.y["test"], p_test, p_after=p_after)
     paths.append(figures.save_fig(f"{name}_reliability", fig, images_dir=out.images))
     return paths
 
@@ -219,3 +221,14 @@ def record_data_summary(report: dict[str, Any], data_root: Path, out: OutputDirs
     }
     results.update_results({"data": summary}, out.results)
     return summary
+
+
+def record_seed_study(name: str, test_auc_by_seed: dict[int, float], out: OutputDirs | None = None) -> dict:
+    """Mean and spread of one model's test AUC over several seeds, into results.json."""
+    out = out or output_dirs()
+    values = np.array(list(test_auc_by_seed.values()), dtype=float)
+    study = {"model": name, "seeds": [int(s) for s in test_auc_by_seed], "test_auc": values.tolist(),
+             "mean": float(values.mean()), "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+             "min": float(values.min()), "max": float(values.max())}
+    results.update_results({"seed_study": study}, out.results)
+    return study
