@@ -42,7 +42,7 @@ def binary_table(results: dict[str, Any]) -> pd.DataFrame:
                      "sensitivity": t.get("sensitivity"), "specificity": t.get("specificity"),
                      "balanced acc.": t.get("balanced_accuracy"), "threshold": m.get("threshold"),
                      "validation AUC": m.get("validation", {}).get("auc"),
-                     "train s": m.get("train_seconds")})
+                     "train s": None if m.get("train_seconds") is None else round(m["train_seconds"])})
     return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
 
 
@@ -144,6 +144,45 @@ def method_lines(results: dict[str, Any]) -> list[str]:
         f"AUC with a 95% bootstrap interval ({', '.join(map(str, sorted(n_resamples))) or 'n/a'} resamples "
         "of the test images).",
     ]
+
+
+def markdown_table(table: pd.DataFrame, digits: int = 3) -> str:
+    """A DataFrame as a GitHub markdown table (floats to ``digits`` places, None as n/a)."""
+    def cell(v):
+        if v is None or (isinstance(v, float) and v != v):
+            return "n/a"
+        return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+    cols = [table.index.name or ""] + list(table.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(cell(v) for v in (idx, *row)) + " |"
+              for idx, row in zip(table.index, table.itertuples(index=False))]
+    return "\n".join(lines) + "\n"
+
+
+def readme_markdown(results: dict[str, Any]) -> str:
+    """README's generated results block: tables, seed spread, timings, run."""
+    if not results.get("models"):
+        return "_No results yet: run `make reproduce`._\n"
+    parts = ["**Benign vs malignant**, cleaned test set; sensitivity and specificity at the threshold "
+             "chosen on validation; one seed per model.\n", markdown_table(binary_table(results))]
+    study = results.get("seed_study")
+    if study and len(study["seeds"]) > 1:
+        parts.append(f"\n{study['model']} over {len(study['seeds'])} seeds: test AUC mean {study['mean']:.3f}, "
+                     f"sd {study['sd']:.3f} (range {study['min']:.3f}-{study['max']:.3f}).\n")
+    mc = multiclass_table(results)
+    if len(mc):
+        parts += ["\n**Seven HAM10000 diagnoses**, test set; balanced accuracy = mean per-class recall.\n",
+                  markdown_table(mc)]
+    timings, run = results.get("timings", {}), results.get("run", {})
+    if timings:
+        parts.append("\nWall time per notebook (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items())
+                     + (f"; whole chain {run['chain_seconds'] / 60:.1f} min" if run.get("chain_seconds") else "")
+                     + ".\n")
+    if run:
+        parts.append(f"\nRun: commit `{(run.get('commit') or 'unknown')[:10]}`, {run.get('date')}, "
+                     f"{run.get('machine', {}).get('cpu_cores')} CPU cores, no GPU, quick={run.get('quick')}.\n")
+    return "".join(parts)
 
 
 # ------------------------------------------------------------------ slides

@@ -92,45 +92,6 @@ def run_info(quick: bool) -> dict[str, Any]:
     }
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def results_markdown(results: dict[str, Any]) -> str:
-    """The README results table and timings, generated from results.json."""
-    models = results.get("models", {})
-    if not models:
-        return "_No results yet: run `make reproduce`._\n"
-    lines = [
-        "| model | weights | image size | test n | accuracy | ROC AUC (95% CI) | sensitivity | specificity | threshold | train s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, m in models.items():
-        t = m.get("test", {})
-        ci = t.get("auc_ci95")
-        auc = _fmt(t.get("auc")) + (f" ({ci[0]:.3f}-{ci[1]:.3f})" if ci else "")
-        lines.append(
-            f"| {name} | {m.get('weights', 'n/a')} | {m.get('image_size', 'n/a')} | {_fmt(t.get('n'))} | "
-            f"{_fmt(t.get('accuracy'))} | {auc} | {_fmt(t.get('sensitivity'))} | {_fmt(t.get('specificity'))} | "
-            f"{_fmt(m.get('threshold'))} | {_fmt(m.get('train_seconds'), 0)} |"
-        )
-    run = results.get("run", {})
-    timings = results.get("timings", {})
-    if timings:
-        total = sum(timings.values())
-        lines += ["", "Wall time per notebook (seconds): "
-                  + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + f"; total {total / 60:.1f} min."]
-    if run:
-        lines += ["", f"Run: commit `{(run.get('commit') or 'unknown')[:10]}`, {run.get('date')}, "
-                  f"{run.get('machine', {}).get('cpu_cores')} CPU cores, quick={run.get('quick')}. "
-                  "Sensitivity/specificity are at the threshold chosen on validation; one seed."]
-    return "\n".join(lines) + "\n"
-
-
 README_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
 
 
@@ -142,7 +103,9 @@ def update_readme(readme: str | os.PathLike, results: dict[str, Any]) -> bool:
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     if not pattern.search(text):
         raise ValueError(f"{readme} has no {start} ... {end} block for the results table.")
-    new = pattern.sub(lambda _: f"{start}\n{results_markdown(results)}{end}", text)
+    from .report import readme_markdown  # report draws; keep results.py light to import
+
+    new = pattern.sub(lambda _: f"{start}\n{readme_markdown(results)}{end}", text)
     if new != text:
         write_text(readme, new)
     return new != text

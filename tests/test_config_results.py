@@ -65,13 +65,14 @@ def test_readme_table_is_generated(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- results:start -->\nSTALE TABLE\n<!-- results:end -->\nend\n")
     res = {"models": {"small_cnn": {"weights": "none", "image_size": 64, "threshold": 0.31,
-                                    "train_seconds": 42.0,
+                                    "train_seconds": 42.0, "validation": {"auc": 0.87},
                                     "test": {"n": 600, "accuracy": 0.81, "auc": 0.883, "auc_ci95": [0.85, 0.91],
                                              "sensitivity": 0.9, "specificity": 0.7}}},
            "timings": {"1_Data_Exploration.ipynb": 30.0}}
     assert results.update_readme(readme, res)
     text = readme.read_text()
-    assert "| small_cnn | none | 64 | 600 | 0.810 | 0.883 (0.850-0.910) | 0.900 | 0.700 | 0.310 | 42 |" in text
+    assert "| small_cnn | none | 64 | 600 | 0.883 | 0.850-0.910 | 0.900 | 0.700 | n/a | 0.310 | 0.870 | 42 |" in text
+    assert "1_Data_Exploration.ipynb 30" in text
     assert "STALE TABLE" not in text and text.startswith("intro") and text.endswith("end\n")
     assert not results.update_readme(readme, res)  # idempotent
 
