@@ -57,3 +57,32 @@ def plot_pairs(pairs: Sequence[tuple[str, str]], captions: Sequence[str], size: 
     for ax in axes.flat:
         ax.axis("off")
     return fig
+
+
+METADATA_COLUMNS = {"age": "age (years)", "sex": "sex", "site": "body site", "dx_type": "how the diagnosis was confirmed"}
+
+
+def available_metadata(table: pd.DataFrame) -> list[str]:
+    """The metadata columns that hold any value in this data set."""
+    return [c for c in METADATA_COLUMNS if c in table and table[c].notna().any()]
+
+
+def plot_metadata_by_class(table: pd.DataFrame):
+    """Age, sex, body site and diagnosis method per class (HAM10000, isic-cli exports).
+
+    Differences here are confounders to keep in mind: a model may learn the
+    typical site of a class rather than the lesion."""
+    cols = available_metadata(table)
+    fig, axes = plt.subplots(1, len(cols), figsize=(4.6 * len(cols), 4), squeeze=False)
+    labels = table["label"].map(dict(enumerate(CLASS_NAMES)))
+    for ax, col in zip(axes[0], cols):
+        if col == "age":
+            for name in CLASS_NAMES:
+                ax.hist(table.loc[labels == name, "age"].dropna(), bins=18, alpha=0.6, label=name, density=True)
+            ax.legend()
+        else:
+            share = pd.crosstab(table[col].fillna("missing"), labels, normalize="columns")
+            share.plot.barh(ax=ax, legend=col == cols[-1])
+            ax.set_xlabel("share of the class")
+        ax.set_title(METADATA_COLUMNS[col])
+    return fig
