@@ -65,6 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     dl = sub.add_parser("download", help="fetch a balanced benign/malignant set from the ISIC Archive")
     download.add_download_arguments(dl)
     dl.set_defaults(func=download.run_download)
+
+    from . import predict, tflite_export
+
+    pr = sub.add_parser("predict", help="ranked labels of a saved model for your own images")
+    predict.add_predict_arguments(pr)
+    pr.set_defaults(func=predict.run_predict)
+
+    ex = sub.add_parser("export-tflite", help="write TFLite files of a saved model, checked against Keras")
+    tflite_export.add_export_arguments(ex)
+    ex.set_defaults(func=tflite_export.run_export)
     return parser
 
 

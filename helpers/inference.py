@@ -30,17 +30,27 @@ class SavedModel:
         return 0.5, "default 0.5: no validation-chosen threshold recorded for this model"
 
 
-def resolve_model(ref: str | None, out: OutputDirs | None = None) -> tuple[str, Path, dict]:
+def resolve_model(ref: str | None, out: OutputDirs | None = None, *,
+                  include_multiclass: bool = False) -> tuple[str, Path, dict]:
     """(name, file, record) for a model name in results.json, a file path, or None for the best
-    model on validation."""
+    model on validation.
+
+    ``include_multiclass``: also look names and files up among the 7-class
+    models recorded under "multiclass" (their records carry ``class_names``).
+    The default choice (``ref`` None) is always the best binary model.
+    """
     out = out or output_dirs()
-    recorded = results.load_results(out.results).get("models", {})
+    saved = results.load_results(out.results)
+    recorded = saved.get("models", {})
     if ref is None:
         present = {n: r for n, r in recorded.items() if (out.models / r.get("model_file", "")).is_file()}
         if not present:
             raise FileNotFoundError(f"No saved model in {out.models}: run `make reproduce` first, "
                                     "or pass --model PATH.")
         ref = max(present, key=lambda n: present[n]["validation"]["auc"])
+    if include_multiclass:
+        # A binary model keeps its name if both sections use it.
+        recorded = {**saved.get("multiclass", {}), **recorded}
     if ref in recorded:
         return ref, out.models / recorded[ref]["model_file"], recorded[ref]
     path = Path(ref)

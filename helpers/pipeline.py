@@ -80,6 +80,18 @@ def run_notebooks(work: Path, *, notebooks: Sequence[str], parameters: dict[str,
     return timings
 
 
+def _export_best(out, data_dir: str | None, log) -> None:
+    """TFLite export of the best model, checked against Keras and timed (results: "deployment")."""
+    from .tflite_export import export_best_and_benchmark
+
+    try:
+        deployment = export_best_and_benchmark(out, data_dir)
+    except FileNotFoundError as exc:  # e.g. `--notebooks 1`: no saved model or split yet
+        log(f"[reproduce] TFLite export skipped: {exc}")
+        return
+    log(f"[reproduce] TFLite export of {deployment['model']} checked and timed in {deployment['seconds']:.0f} s")
+
+
 def _promote(work: Path, root: Path, prune: bool) -> None:
     """Move every file of a finished run from ``work`` into ``root``.
 
@@ -126,6 +138,7 @@ def reproduce(*, quick: bool = False, data_dir: str | None = None, output_dir: s
         start = time.perf_counter()
         results.update_results({"run": results.run_info(quick)}, out.results)
         run_notebooks(work, notebooks=notebooks, parameters=params, kernel_name=kernel, log=log)
+        _export_best(out, data_dir, log)
         final = results.update_results(
             {"run": {"chain_seconds": round(time.perf_counter() - start, 1),
                      "chain_notebooks": notebooks}}, out.results)
