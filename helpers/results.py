@@ -92,20 +92,23 @@ def run_info(quick: bool) -> dict[str, Any]:
     }
 
 
-README_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
-
-
-def update_readme(readme: str | os.PathLike, results: dict[str, Any]) -> bool:
-    """Rewrite the block between the README markers; True when README changed."""
+def replace_readme_block(readme: str | os.PathLike, name: str, content: str) -> bool:
+    """Rewrite the block between ``<!-- name:start -->`` and ``<!-- name:end -->``;
+    True when README changed."""
     readme = Path(readme)
     text = readme.read_text()
-    start, end = README_MARKERS
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     if not pattern.search(text):
-        raise ValueError(f"{readme} has no {start} ... {end} block for the results table.")
-    from .report import readme_markdown  # report draws; keep results.py light to import
-
-    new = pattern.sub(lambda _: f"{start}\n{readme_markdown(results)}{end}", text)
+        raise ValueError(f"{readme} has no {start} ... {end} block.")
+    new = pattern.sub(lambda _: f"{start}\n{content}{end}", text)
     if new != text:
         write_text(readme, new)
     return new != text
+
+
+def update_readme(readme: str | os.PathLike, results: dict[str, Any]) -> bool:
+    """Regenerate README's results block from results.json."""
+    from .report import readme_markdown  # report draws; keep results.py light to import
+
+    return replace_readme_block(readme, "results", readme_markdown(results))

@@ -109,3 +109,18 @@ def test_transfer_model_trains_head_then_finetunes(tiny_data, tmp_path):
     assert fit.epochs_run == 3 and len(fit.history["val_auc"]) == 3
     reloaded = keras.models.load_model(training.save_model(tm.model, tmp_path / "vgg.keras"))
     assert np.allclose(training.predict_proba(tm.model, x[:4]), training.predict_proba(reloaded, x[:4]), atol=1e-6)
+
+
+def test_shades_of_gray_removes_a_colour_cast_and_round_trips(tmp_path):
+    rng = np.random.default_rng(0)
+    grey = rng.uniform(60, 180, (1, 16, 16, 1)).repeat(3, axis=-1)
+    tinted = (grey * np.array([1.25, 1.0, 0.7])).astype("float32")  # a warm cast
+    out = np.asarray(models.ShadesOfGray()(tinted))
+    means = out.reshape(-1, 3).mean(axis=0)
+    assert np.ptp(means) / means.mean() < 0.02  # channels balanced again
+    assert abs(out.mean() - tinted.mean()) / tinted.mean() < 0.05  # brightness kept
+    inputs = keras.Input((16, 16, 3))
+    model = keras.Model(inputs, models.ShadesOfGray(power=4.0)(inputs))
+    reloaded = keras.models.load_model(training.save_model(model, tmp_path / "sog.keras"))
+    assert reloaded.layers[1].power == 4.0
+    assert np.allclose(reloaded.predict(tinted, verbose=0), model.predict(tinted, verbose=0))

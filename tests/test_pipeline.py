@@ -28,7 +28,8 @@ def fake_repo(tmp_path, monkeypatch):
     (repo / "notebooks").mkdir(parents=True)
     (repo / "saved_models").mkdir()
     (repo / "saved_models" / "results.json").write_text(json.dumps({"models": {"previous": {}}}))
-    (repo / "README.md").write_text("<!-- results:start -->\n<!-- results:end -->\n")
+    (repo / "README.md").write_text("<!-- results:start -->\n<!-- results:end -->\n"
+                                    "<!-- predict:start -->\n<!-- predict:end -->\n")
     _notebook(repo / "notebooks" / "a.ipynb", WRITE_RESULT)
     _notebook(repo / "notebooks" / "b.ipynb", "raise RuntimeError('boom in b')")
     monkeypatch.setattr(pipeline, "REPO_ROOT", repo)
