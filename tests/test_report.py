@@ -12,7 +12,8 @@ RESULTS = {
                            "validation": {"auc": 0.95},
                            "test": {"n": 100, "auc": 0.941, "auc_ci95": [0.91, 0.96], "sensitivity": 0.88,
                                     "specificity": 0.83, "accuracy": 0.85, "balanced_accuracy": 0.855}}},
-    "seed_study": {"model": "lite0_imagenet", "seeds": [1, 2, 3], "mean": 0.94, "sd": 0.004},
+    "seed_study": {"model": "lite0_imagenet", "seeds": [1, 2, 3], "test_auc": [0.936, 0.94, 0.944], "mean": 0.94,
+                   "sd": 0.004, "min": 0.936, "max": 0.944},
     "multiclass": {"lite0_image": {"inputs": "image", "test": {"n": 900, "balanced_accuracy": 0.71,
                                                                "balanced_accuracy_ci95": [0.66, 0.76],
                                                                "auc_macro_ovr": 0.93, "top2_accuracy": 0.9,
@@ -51,3 +52,38 @@ def test_save_fig_writes_png_atomically(tmp_path):
     fig, _ = plt.subplots()
     path = figures.save_fig("x", fig, images_dir=tmp_path)
     assert path.read_bytes()[:4] == b"\x89PNG" and [p.name for p in tmp_path.iterdir()] == ["x.png"]
+
+
+def test_main_notebook_builds_from_a_results_fixture(tmp_path):
+    """The main notebook trains nothing: given results.json and figures it must render them."""
+    import json
+
+    import nbformat
+
+    from helpers import config, pipeline
+
+    out = config.output_dirs(tmp_path / "run")
+    fixture = {**RESULTS, "run": {**RESULTS["run"], "python": "3.11", "versions": {"keras": "3"}},
+               "timings": {"1_Data_Exploration.ipynb": 1.0}}
+    fixture["data"] = {**fixture["data"], "images_found": 100, "images_read": 100, "images_skipped": 0,
+                       "exact_pairs": 1, "near_pairs": 3,
+                       "split_counts": {"train": {"benign": 40, "malignant": 30}, "val": {"benign": 10, "malignant": 5},
+                                        "test": {"benign": 10, "malignant": 5}}}
+    for name in ("small_cnn", "lite0_imagenet"):
+        m = fixture["models"][name]
+        m["test"].update({"spec_at_sens_0.90": 0.7, "spec_at_sens_0.95": 0.6})
+        m["test_at_0.5"] = {"sensitivity": 0.8, "specificity": 0.7}
+        m["calibration"] = {"test_before": {"brier": 0.2, "ece": 0.1}, "temperature": 1.5,
+                            "test_after": {"brier": 0.15, "ece": 0.05}}
+    (out.models / "results.json").write_text(json.dumps(fixture))
+    fig, ax = plt.subplots()
+    figures.save_fig("transfer_roc", fig, images_dir=out.images)
+    pipeline.run_notebooks(out.root, notebooks=["Project_Main_Notebook.ipynb"], parameters={"quick": True},
+                           kernel_name=pipeline.ensure_kernel(), log=lambda *_: None)
+    nb = nbformat.read(out.root / "notebooks" / "Project_Main_Notebook.ipynb", as_version=4)
+    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/markdown", ""))
+                     + str(o.get("data", {}).get("text/plain", ""))
+                     for c in nb.cells for o in c.get("outputs", []))
+    assert "0.941" in text and "0.910-0.960" in text  # the best model's AUC and CI, from the fixture
+    assert "0.710" in text  # the seven-class table
+    assert "image/png" in str(nb.cells)  # the ROC figure is embedded
