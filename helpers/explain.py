@@ -2,12 +2,19 @@
 
 The image explained is always the exact array whose prediction is reported;
 ``Explained`` keeps the file, pixels, label and probability together so a
-notebook cannot show one image's explanation beside another's prediction.
+notebook cannot show one image's explanation beside another's prediction, and
+``same_pixels_as_file`` checks it against the file on disk.
+
+Also here: picking the models to explain on validation (``best_recorded``),
+images by rule (``choose_images``), how much of an explanation falls on the
+lesion (``lesion_focus``), and the figures of notebook 4 (LIME beside Grad-CAM,
+the contact sheet of every test error).
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import weakref
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -19,12 +26,49 @@ from skimage.segmentation import slic
 
 from .data import CLASS_NAMES
 
+# Backbones of the two families explained in notebook 4. Grad-CAM needs a
+# feature map, so the MLP baseline is not among the CNNs.
+CNN_BACKBONES = ("small_cnn",)
+TRANSFER_BACKBONES = ("vgg16", "efficientnet_lite0")
+
+
+_FORWARD: "weakref.WeakKeyDictionary[keras.Model, Callable]" = weakref.WeakKeyDictionary()
+
+
+def _compiled_forward(model: keras.Model) -> Callable:
+    """One traced graph per model, reused by every explanation (tracing a new
+    tf.function per image is slow, and TensorFlow warns about it)."""
+    if model not in _FORWARD:
+        ref = weakref.ref(model)  # the cache must not keep the model alive
+        _FORWARD[model] = tf.function(lambda x: ref()(x, training=False),
+                                      input_signature=[tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)])
+    return _FORWARD[model]
+
+
+def malignant_predict_fn(model: keras.Model, batch_size: int = 100) -> Callable[[np.ndarray], np.ndarray]:
+    """P(malignant) for a batch of images, through one compiled graph.
+
+    LIME calls the model once per batch of perturbed images; ``model.predict``
+    builds a tf.data pipeline on every call (3x slower here, and TensorFlow
+    logs a line to stderr each time). A ``tf.function`` with a fixed input
+    signature is traced once and gives the same numbers.
+    """
+    forward = _compiled_forward(model)
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        x = np.asarray(images, dtype="float32")
+        parts = [forward(tf.constant(x[i:i + batch_size])).numpy() for i in range(0, len(x), batch_size)]
+        return np.concatenate(parts).reshape(-1).astype("float64") if parts else np.zeros(0)
+
+    return predict
+
 
 def two_class_predict_fn(model: keras.Model, batch_size: int = 100) -> Callable[[np.ndarray], np.ndarray]:
     """LIME wants one probability per class; our models output P(malignant) only."""
+    malignant = malignant_predict_fn(model, batch_size)
 
     def predict(images: np.ndarray) -> np.ndarray:
-        p = model.predict(np.asarray(images, dtype="float32"), batch_size=batch_size, verbose=0).reshape(-1)
+        p = malignant(images)
         return np.column_stack([1.0 - p, p])
 
     return predict
@@ -77,20 +121,67 @@ class Explained:
 
 
 def explain_lime(model: keras.Model, path: str, image: np.ndarray, label: int, *, num_samples: int = 1000,
-                 seed: int = 0, n_segments: int = 50, batch_size: int = 100, reason: str = "") -> Explained:
-    """LIME explanation of both classes for one uint8 image, seeded so reruns match."""
+                 seed: int = 0, n_segments: int = 50, batch_size: int = 100, reason: str = "",
+                 hide: str = "skin") -> Explained:
+    """LIME explanation of both classes for one uint8 image, seeded so reruns match.
+
+    ``hide``: what a switched-off superpixel becomes. ``"skin"`` (default): the
+    image's median skin colour, i.e. "what if this region were plain skin";
+    ``"black"``: LIME's usual 0, which in dermoscopy looks like a dark lesion or
+    a vignette and so is itself evidence to the model; ``"mean"``: each
+    superpixel's own mean colour.
+    """
     from lime import lime_image
 
+    from .artefacts import median_skin_colour
+
     image = np.asarray(image, dtype=np.uint8)
+    hide_color = {"skin": lambda: median_skin_colour(image), "black": lambda: 0, "mean": lambda: None}[hide]()
     predict = two_class_predict_fn(model, batch_size)
     explainer = lime_image.LimeImageExplainer(random_state=seed)
     with _quiet_lime():
-        exp = explainer.explain_instance(image, predict, labels=(0, 1), top_labels=None, hide_color=0,
+        exp = explainer.explain_instance(image, predict, labels=(0, 1), top_labels=None, hide_color=hide_color,
                                          num_samples=num_samples, batch_size=batch_size,
                                          segmentation_fn=slic_segmenter(n_segments), random_seed=seed)
     p = float(predict(image[None])[0, 1])
     weights = {c: {int(s): float(w) for s, w in exp.local_exp[c]} for c in (0, 1)}
     return Explained(path, image, int(label), p, exp.segments, weights, reason)
+
+
+def explain_chosen(model: keras.Model, chosen: pd.DataFrame, images: np.ndarray, *, num_samples: int = 1000,
+                   seed: int = 0, n_segments: int = 50, batch_size: int = 100) -> list[Explained]:
+    """LIME for every row of ``choose_images``' table; ``images`` are the test
+    images in the order of the table ``choose_images`` was given (its ``row``)."""
+    return [explain_lime(model, row.path, images[row.row], row.label, num_samples=num_samples, seed=seed,
+                         n_segments=n_segments, batch_size=batch_size, reason=row.reason)
+            for row in chosen.itertuples()]
+
+
+def same_pixels_as_file(e: Explained, image_size: int) -> bool:
+    """True when the explained pixels are exactly what the data loader reads
+    from ``e.path`` at ``image_size`` (same file, same pixels)."""
+    from .data import load_image
+
+    fresh = load_image(e.path, image_size)
+    return hashlib.sha256(np.ascontiguousarray(fresh).tobytes()).hexdigest() == e.pixel_sha256
+
+
+def best_recorded(backbones: tuple[str, ...], out=None) -> tuple[str, dict, keras.Model]:
+    """(name, record, model) of the recorded model with the best validation AUC
+    among ``backbones`` whose file is present. The test set plays no part."""
+    from . import models  # noqa: F401  registers the custom layers for loading
+    from . import results
+    from .config import output_dirs
+
+    out = out or output_dirs()
+    recorded = results.load_results(out.results).get("models", {})
+    present = {n: r for n, r in recorded.items()
+               if r.get("backbone") in backbones and (out.models / r.get("model_file", "")).is_file()}
+    if not present:
+        raise FileNotFoundError(f"No saved model with backbone in {backbones} recorded in {out.results}: run "
+                                "notebooks 2_Image_Processing_and_Modeling.ipynb and 3_Transfer_Learning_Models.ipynb.")
+    name = max(present, key=lambda n: present[n]["validation"]["auc"])
+    return name, present[name], keras.models.load_model(out.models / present[name]["model_file"])
 
 
 def choose_images(table: pd.DataFrame, p: np.ndarray, threshold: float, per_rule: int = 1) -> pd.DataFrame:
@@ -130,6 +221,11 @@ def last_conv_layer(model: keras.Model) -> tuple[keras.Model, str]:
 def grad_cam(model: keras.Model, image: np.ndarray, cls: int = 1) -> np.ndarray:
     """Grad-CAM heat map (0..1, image size) for class ``cls`` (1 malignant, 0 benign).
 
+    The score differentiated is the logit (the input of the final sigmoid), as
+    in the Grad-CAM paper: the gradient of a saturated probability (P = 1.00)
+    underflows to zero and would give an empty map for the most confident
+    images. For benign the score is minus the logit.
+
     Works for a plain CNN and for a transfer model whose base is a nested Model:
     the graph is rebuilt layer by layer so the nested base's feature map is reachable.
     """
@@ -137,8 +233,8 @@ def grad_cam(model: keras.Model, image: np.ndarray, cls: int = 1) -> np.ndarray:
     owner, conv_name = last_conv_layer(model)
     with tf.GradientTape() as tape:
         tape.watch(x)  # a frozen base has no trainable variables for the tape to follow
-        feature_map, p = _forward_with_features(model, owner, conv_name, x)
-        score = p[:, 0] if cls == 1 else 1.0 - p[:, 0]
+        feature_map, logit = _forward_with_features(model, owner, conv_name, x)
+        score = logit[:, 0] if cls == 1 else -logit[:, 0]
     grads = tape.gradient(score, feature_map)
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
     cam = tf.nn.relu(tf.reduce_sum(weights * feature_map, axis=-1))[0]
@@ -146,20 +242,48 @@ def grad_cam(model: keras.Model, image: np.ndarray, cls: int = 1) -> np.ndarray:
     return tf.image.resize(cam[..., None], image.shape[:2]).numpy()[..., 0]
 
 
+def _final_sigmoid(model: keras.Model) -> tuple[keras.Model, keras.layers.Layer] | None:
+    """(innermost model holding the last layer, that layer) when the model ends in
+    a sigmoid Dense layer, directly or as the last layer of a nested head."""
+    last = model.layers[-1]
+    if isinstance(last, keras.Model):
+        return _final_sigmoid(last)
+    if isinstance(last, keras.layers.Dense) and last.activation is keras.activations.sigmoid:
+        return model, last
+    return None
+
+
+def _logit(final: keras.layers.Layer | None, h):
+    """The pre-sigmoid output of ``final`` for its input ``h`` (or ``h`` itself
+    when there is no sigmoid layer to undo)."""
+    if final is None:
+        return h
+    return tf.matmul(h, final.kernel) + (final.bias if final.use_bias else 0.0)
+
+
 def _forward_with_features(model, owner, conv_name, x):
-    """Run ``model`` on ``x`` returning (feature map of ``conv_name`` in ``owner``, output)."""
+    """Run ``model`` on ``x`` returning (feature map of ``conv_name`` in ``owner``, logit)."""
+    found = _final_sigmoid(model)
+    holder, final = found if found else (None, None)
     if owner is model:
-        inner = keras.Model(model.inputs, [model.get_layer(conv_name).output, model.outputs[0]])
-        return inner(x, training=False)
-    # Transfer model: inputs -> [preprocess] -> base -> head. Split at the base.
+        last_in = final.input if final is not None else model.outputs[0]
+        inner = keras.Model(model.inputs, [model.get_layer(conv_name).output, last_in])
+        fmap, h = inner(x, training=False)
+        return fmap, _logit(final, h)
+    # Transfer model: inputs -> [preprocess] -> base -> head. Split at the base,
+    # and run the head up to the input of its final sigmoid layer.
     feats_model = keras.Model(owner.inputs, [owner.get_layer(conv_name).output, owner.outputs[0]])
     h = x
     for layer in model.layers[1:]:
         if layer is owner:
             fmap, h = feats_model(h, training=False)
+        elif layer is holder and holder is not model:
+            h = keras.Model(holder.inputs, final.input)(h, training=False)
+        elif layer is final:
+            continue
         else:
             h = layer(h, training=False)
-    return fmap, h
+    return fmap, _logit(final, h)
 
 
 def plot_explanations(explained: list[Explained], threshold: float, model: keras.Model | None = None,
@@ -188,3 +312,116 @@ def plot_explanations(explained: list[Explained], threshold: float, model: keras
         for ax in row:
             ax.axis("off")
     return fig
+
+
+# ---------------------------------------------------------------- lesion focus
+
+def lesion_at(path: str, image_size: int) -> np.ndarray:
+    """Rough lesion mask of one image at ``image_size`` (every sizeable dark
+    region), found at 224 px where the detector settings hold and shrunk with
+    nearest-neighbour sampling."""
+    from PIL import Image
+
+    from . import artefacts
+    from .data import load_image
+
+    mask = artefacts.lesion_mask(load_image(path, artefacts.REFERENCE_SIZE), all_parts=True)
+    small = Image.fromarray(mask.astype(np.uint8) * 255).resize((image_size, image_size), Image.Resampling.NEAREST)
+    return np.asarray(small) > 127
+
+
+def lesion_focus(e: Explained, cam: np.ndarray, lesion: np.ndarray, threshold: float,
+                 num_features: int = 5) -> dict[str, float]:
+    """How much of an explanation falls on the lesion, against the lesion's area.
+
+    ``cam``: Grad-CAM of the predicted class (at ``threshold``).
+    ``gradcam_on_lesion``: share of the Grad-CAM mass on the lesion;
+    ``gradcam_peak_on_lesion``: whether the map's hottest pixel is on the lesion;
+    ``lime_on_lesion``: share of the area of LIME's ``num_features`` strongest
+    superpixels (predicted class) on the lesion. A map that ignored the lesion
+    would score about ``lesion_area``.
+    """
+    top = e.mask(int(e.p_malignant >= threshold), num_features)
+    peak = np.unravel_index(np.argmax(cam), cam.shape)
+    return {"lesion_area": float(lesion.mean()),
+            "gradcam_on_lesion": float((cam * lesion).sum() / max(cam.sum(), 1e-8)),
+            "gradcam_peak_on_lesion": bool(lesion[peak]) if cam.max() > 0 else False,
+            "lime_on_lesion": float((top & lesion).sum() / max(top.sum(), 1))}
+
+
+# ---------------------------------------------------------------- figures
+
+def _short(path: str) -> str:
+    """``test/benign/1019.jpg`` from an absolute path: class folder and file."""
+    parts = str(path).replace("\\", "/").split("/")
+    return "/".join(parts[-3:])
+
+
+def plot_lime_gradcam(explained: list[Explained], model: keras.Model, threshold: float, model_name: str,
+                      num_features: int = 5, cams: list[dict[int, np.ndarray]] | None = None):
+    """One row per image: the test image (file, true label, P(malignant), the rule
+    that chose it); LIME for the predicted and for the other class; Grad-CAM for
+    the predicted and for the other class."""
+    import matplotlib.pyplot as plt
+    from skimage.segmentation import mark_boundaries
+
+    fig, axes = plt.subplots(len(explained), 5, figsize=(13, 2.75 * len(explained)), squeeze=False)
+    for k, (row, e) in enumerate(zip(axes, explained)):
+        pred = int(e.p_malignant >= threshold)
+        row[0].imshow(e.image)
+        row[0].set_title(f"{_short(e.path)}\ntrue {CLASS_NAMES[e.label]}, P(malignant) {e.p_malignant:.2f}\n"
+                         f"{e.reason}", fontsize=7)
+        for ax, cls, which in ((row[1], pred, "predicted"), (row[2], 1 - pred, "other")):
+            ax.imshow(mark_boundaries(e.image, e.mask(cls, num_features).astype(int), color=(0, 1, 0)))
+            ax.set_title(f"LIME, {which} class: {CLASS_NAMES[cls]}", fontsize=7)
+        for ax, cls, which in ((row[3], pred, "predicted"), (row[4], 1 - pred, "other")):
+            cam = cams[k][cls] if cams is not None else grad_cam(model, e.image, cls)
+            ax.imshow(e.image)
+            ax.imshow(cam, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+            ax.set_title(f"Grad-CAM, {which} class: {CLASS_NAMES[cls]}", fontsize=7)
+        for ax in row:
+            ax.axis("off")
+    fig.suptitle(f"{model_name}: LIME (green outlines: {num_features} strongest superpixels) and Grad-CAM, "
+                 f"threshold {threshold:.2f} chosen on validation", fontsize=9)
+    return fig
+
+
+def contact_sheet(images: np.ndarray, titles: list[str], ncols: int = 12, size: float = 1.05,
+                  suptitle: str | None = None):
+    """Small images in a grid with a short title each; returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    nrows = max(1, int(np.ceil(n / ncols)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.3)), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(images[i])
+            ax.set_title(titles[i], fontsize=5)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
+    return fig
+
+
+def list_errors(table: pd.DataFrame, p: np.ndarray, threshold: float) -> pd.DataFrame:
+    """Every wrong test prediction at ``threshold``: missed malignant (most
+    confident first), then benign called malignant. ``row`` indexes the images."""
+    df = table.reset_index(drop=True).assign(p=p, pred=(np.asarray(p) >= threshold).astype(int))
+    wrong = df[df["pred"] != df["label"]].rename_axis("row").reset_index()
+    wrong["kind"] = np.where(wrong["label"] == 1, "missed malignant", "false alarm")
+    wrong["margin"] = (wrong["p"] - threshold).abs()
+    return wrong.sort_values(["label", "margin"], ascending=[False, False], ignore_index=True)
+
+
+def error_contact_sheet(table: pd.DataFrame, images: np.ndarray, p: np.ndarray, threshold: float,
+                        model_name: str, ncols: int = 12):
+    """Every test error as a contact sheet: missed malignant lesions first, then
+    false alarms, each by how far P(malignant) is from the threshold."""
+    wrong = list_errors(table, p, threshold)
+    titles = [f"{'FN' if r.label == 1 else 'FP'} {_short(r.path).rsplit('/', 1)[-1]}\np={r.p:.2f}"
+              for r in wrong.itertuples()]
+    n_fn = int((wrong["label"] == 1).sum())
+    return contact_sheet(images[wrong["row"].to_numpy()], titles, ncols=ncols, suptitle=(
+        f"{model_name}: all {len(wrong)} test errors at threshold {threshold:.2f}: {n_fn} missed malignant (FN), "
+        f"then {len(wrong) - n_fn} false alarms (FP), most confident first"))

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -55,3 +57,109 @@ def test_grad_cam_for_plain_and_transfer_models(cnn, image):
     tm = models.build_vgg16_transfer(32, try_imagenet=False)
     assert explain.last_conv_layer(tm.model)[1] == "block5_conv3"
     assert explain.grad_cam(tm.model, image).shape == image.shape[:2]
+
+
+# ---------------------------------------------------------------- added for notebook 4
+
+try:  # tests/ imported as a package or as a plain folder
+    from .image_factory import save, textured
+except ImportError:
+    from image_factory import save, textured
+
+
+@pytest.fixture
+def test_folder(tmp_path):
+    """A small test split on disk (JPEG and PNG) and the table the notebook would hold."""
+    paths = [save(textured(i, 48), tmp_path / "test" / cls / f"{i}.{ext}")
+             for i, (cls, ext) in enumerate([("benign", "jpg"), ("benign", "png"), ("malignant", "jpg"),
+                                             ("malignant", "png"), ("benign", "jpg"), ("malignant", "jpg")])]
+    table = pd.DataFrame({"path": [str(p) for p in paths], "label": [0, 0, 1, 1, 0, 1]})
+    return table
+
+
+def test_explained_image_is_exactly_the_reported_test_image(cnn, test_folder):
+    from helpers import data, workflow
+
+    x, bad = data.load_images(test_folder["path"].tolist(), 32)
+    assert not bad
+    p = workflow.predict(cnn, x)
+    chosen = explain.choose_images(test_folder, p, threshold=float(np.median(p)))
+    explained = explain.explain_chosen(cnn, chosen, x, num_samples=60, seed=1, n_segments=12)
+    for e, row in zip(explained, chosen.itertuples()):
+        assert e.path == row.path
+        assert explain.same_pixels_as_file(e, 32)  # same file, same pixels as the loader reads
+        assert e.p_malignant == pytest.approx(row.p, abs=1e-5)  # the reported prediction
+    # a different file, or the right file with one pixel changed, is caught
+    other = dataclasses.replace(explained[0], path=test_folder["path"].iloc[-1]
+                                if explained[0].path != test_folder["path"].iloc[-1] else test_folder["path"].iloc[0])
+    assert not explain.same_pixels_as_file(other, 32)
+    touched = explained[0].image.copy()
+    touched[0, 0, 0] ^= 1
+    assert not explain.same_pixels_as_file(dataclasses.replace(explained[0], image=touched), 32)
+
+
+def test_same_seed_same_mask_for_every_hide_mode(cnn, image):
+    for hide in ("skin", "black", "mean"):
+        a = explain.explain_lime(cnn, "a.jpg", image, 0, num_samples=80, seed=7, n_segments=16, hide=hide)
+        b = explain.explain_lime(cnn, "a.jpg", image, 0, num_samples=80, seed=7, n_segments=16, hide=hide)
+        assert a.weights == b.weights and np.array_equal(a.mask(0), b.mask(0)), hide
+
+
+def test_batched_predict_matches_keras_predict(cnn, image):
+    batch = np.stack([image, image[::-1], image[:, ::-1]] * 5)
+    p = explain.malignant_predict_fn(cnn, batch_size=4)(batch)
+    expected = cnn.predict(batch.astype("float32"), verbose=0).reshape(-1)
+    assert p.shape == (15,) and np.allclose(p, expected, atol=1e-6)
+
+
+def test_grad_cam_is_not_empty_for_a_saturated_prediction(image):
+    seeding.set_seed(0)
+    model = models.build_small_cnn(32)
+    final = model.get_layer("p_malignant")
+    final.bias.assign(np.array([60.0], dtype="float32"))  # P(malignant) = 1.0 in float32
+    assert float(model.predict(image[None].astype("float32"), verbose=0)[0, 0]) == 1.0
+    cam = explain.grad_cam(model, image, cls=1)
+    assert cam.max() > 0.5  # the gradient of the logit does not underflow
+
+
+def test_best_recorded_uses_validation_and_present_files(out_dir):
+    from helpers import results, training
+
+    seeding.set_seed(0)
+    training.save_model(models.build_small_cnn(32), out_dir.models / "cnn_a.keras")
+    for name, backbone, val, test_auc, present in (("cnn_a", "small_cnn", 0.80, 0.60, True),
+                                                   ("cnn_b", "small_cnn", 0.90, 0.99, False),
+                                                   ("mlp", "mlp", 0.95, 0.99, True)):
+        results.record_model(name, {"backbone": backbone, "model_file": f"{name}.keras", "image_size": 32,
+                                    "validation": {"auc": val}, "test": {"auc": test_auc}}, out_dir.results)
+    name, record, model = explain.best_recorded(explain.CNN_BACKBONES, out_dir)
+    assert name == "cnn_a" and record["backbone"] == "small_cnn" and model.input_shape[1] == 32
+    with pytest.raises(FileNotFoundError):
+        explain.best_recorded(explain.TRANSFER_BACKBONES, out_dir)
+
+
+def test_error_list_and_contact_sheet():
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"path": [f"/data/test/c/{i}.jpg" for i in range(8)], "label": [0, 0, 0, 0, 1, 1, 1, 1]})
+    p = np.array([0.1, 0.9, 0.6, 0.2, 0.8, 0.05, 0.45, 0.7])
+    wrong = explain.list_errors(table, p, threshold=0.5)
+    # missed malignant first (most confident first), then false alarms
+    assert wrong["row"].tolist() == [5, 6, 1, 2]
+    assert wrong["kind"].tolist() == ["missed malignant"] * 2 + ["false alarm"] * 2
+    images = rng.integers(0, 255, (8, 16, 16, 3), dtype=np.uint8)
+    fig = explain.error_contact_sheet(table, images, p, 0.5, "m", ncols=3)
+    titled = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert len(titled) == 4 and titled[0].startswith("FN 5.jpg") and titled[2].startswith("FP 1.jpg")
+
+
+def test_lime_gradcam_figure_and_lesion_focus(cnn, image):
+    e = explain.explain_lime(cnn, "/d/test/benign/1.jpg", image, 0, num_samples=60, seed=0, n_segments=16,
+                             reason="nearest the threshold")
+    fig = explain.plot_lime_gradcam([e, e], cnn, 0.5, "cnn", num_features=3)
+    assert len(fig.axes) >= 10  # 2 rows x 5 panels (+ colour layers)
+    lesion = np.zeros(image.shape[:2], bool)
+    lesion[10:22, 10:22] = True
+    focus = explain.lesion_focus(e, np.ones(image.shape[:2]), lesion, threshold=0.5)
+    assert focus["lesion_area"] == pytest.approx(lesion.mean())
+    assert focus["gradcam_on_lesion"] == pytest.approx(lesion.mean())  # a flat map: no focus
+    assert 0 <= focus["lime_on_lesion"] <= 1
