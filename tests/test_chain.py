@@ -14,7 +14,9 @@ pytestmark = [pytest.mark.chain, pytest.mark.real_data]
 
 FIGURES = ["samples_per_class", "duplicates_across_split", "image_statistics", "augmentation_examples",
            "baselines_training_curves", "baselines_roc", "baselines_pr", "mlp_confusion", "small_cnn_confusion",
-           "small_cnn_reliability", "transfer_roc", "transfer_pr", "lite0_imagenet_confusion", "lime_explanations"]
+           "small_cnn_reliability", "transfer_roc", "transfer_pr", "lite0_imagenet_confusion",
+           "artefacts_in_training_images", "lime_explanations", "lime_gradcam_cnn", "lime_gradcam_transfer",
+           "test_errors_contact_sheet", "artefact_examples", "artefact_effects"]
 MODELS = ["mlp", "small_cnn", "vgg16_random_init", "lite0_imagenet", "lite0_random_init"]
 
 
