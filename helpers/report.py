@@ -165,14 +165,14 @@ def readme_markdown(results: dict[str, Any]) -> str:
     if not results.get("models"):
         return "_No results yet: run `make reproduce`._\n"
     parts = ["**Benign vs malignant**, cleaned test set; sensitivity and specificity at the threshold "
-             "chosen on validation; one seed per model.\n", markdown_table(binary_table(results))]
+             "chosen on validation; one seed per model.\n\n", markdown_table(binary_table(results))]
     study = results.get("seed_study")
     if study and len(study["seeds"]) > 1:
         parts.append(f"\n{study['model']} over {len(study['seeds'])} seeds: test AUC mean {study['mean']:.3f}, "
                      f"sd {study['sd']:.3f} (range {study['min']:.3f}-{study['max']:.3f}).\n")
     mc = multiclass_table(results)
     if len(mc):
-        parts += ["\n**Seven HAM10000 diagnoses**, test set; balanced accuracy = mean per-class recall.\n",
+        parts += ["\n**Seven HAM10000 diagnoses**, test set; balanced accuracy = mean per-class recall.\n\n",
                   markdown_table(mc)]
     timings, run = results.get("timings", {}), results.get("run", {})
     if timings:
