@@ -837,29 +837,12 @@ def find_ham_dir(ham_dir: str | os.PathLike | None = None, data_dir: str | os.Pa
         raise
 
 
-@dataclass
-class HamArrays:
-    """uint8 images, integer labels and table rows of each split (train/val/test)."""
+def load_split_images(split: pd.DataFrame, image_size: int):
+    """Load every split's images with the diagnosis labels (``workflow.arrays_from_split``);
+    an image that fails to load is listed and left out."""
+    from .workflow import arrays_from_split
 
-    image_size: int
-    tables: dict[str, pd.DataFrame]
-    x: dict[str, np.ndarray]
-    y: dict[str, np.ndarray]
-
-
-def load_split_images(split: pd.DataFrame, image_size: int) -> HamArrays:
-    """Load every split's images; an image that fails to load is reported and dropped."""
-    from .data import load_images
-
-    tables, xs, ys = {}, {}, {}
-    for name in splits.SPLITS:
-        part = split[split["split"] == name].reset_index(drop=True)
-        x, bad = load_images(part["path"].tolist(), image_size)
-        if bad:
-            print(f"{len(bad)} {name} image(s) could not be loaded and were left out: {bad[:5]}")
-            part = part[~part["path"].isin({p for p, _ in bad})].reset_index(drop=True)
-        tables[name], xs[name], ys[name] = part, x, labels(part)
-    return HamArrays(image_size, tables, xs, ys)
+    return arrays_from_split(split, image_size, labels=labels)
 
 
 def write_test_predictions(name: str, image_ids: Sequence[str], P: np.ndarray, models_dir: Path) -> Path:

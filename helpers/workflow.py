@@ -16,7 +16,8 @@ from .config import OutputDirs, output_dirs, resolve_data_dir
 
 @dataclass
 class SplitArrays:
-    """Images (uint8, N x S x S x 3) and labels of each split, with their table rows."""
+    """Images (uint8, N x S x S x 3) and labels of each split, with their table rows
+    and the images that could not be loaded."""
 
     image_size: int
     tables: dict[str, pd.DataFrame]
@@ -60,8 +61,12 @@ def load_split_arrays(image_size: int, data_dir: str | None = None,
     Images that fail to load now (e.g. deleted since notebook 1) are reported and
     left out of every split, never silently.
     """
-    out = out or output_dirs()
-    table = load_split_table(data_dir, out)
+    return arrays_from_split(load_split_table(data_dir, out or output_dirs()), image_size)
+
+
+def arrays_from_split(table: pd.DataFrame, image_size: int, labels=None) -> SplitArrays:
+    """Images and labels of each split of ``table`` (``labels(part)``, default its
+    ``label`` column). Images that fail to load are listed and left out, never silently."""
     tables, xs, ys, skipped = {}, {}, {}, []
     for name in ("train", "val", "test"):
         part = table[table["split"] == name].reset_index(drop=True)
@@ -70,7 +75,8 @@ def load_split_arrays(image_size: int, data_dir: str | None = None,
             bad_paths = {p for p, _ in bad}
             part = part[~part["path"].isin(bad_paths)].reset_index(drop=True)
             skipped.extend(bad)
-        tables[name], xs[name], ys[name] = part, x, part["label"].to_numpy(dtype="int64")
+        y = labels(part) if labels else part["label"].to_numpy(dtype="int64")
+        tables[name], xs[name], ys[name] = part, x, y
     if skipped:
         print(f"{len(skipped)} image(s) could not be loaded and were left out:")
         for path, reason in skipped:
