@@ -117,13 +117,17 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     return path
 
 
-def resolve_ham_dir(ham_dir: str | os.PathLike | None = None) -> Path:
+def resolve_ham_dir(ham_dir: str | os.PathLike | None = None,
+                    data_dir: str | os.PathLike | None = None) -> Path:
     """The HAM10000 folder (notebook 5): parameter, then $SKIN_HAM10000_DIR, then
-    data/ham10000, then a ``ham10000`` folder beside the binary data set."""
+    data/ham10000, then a ``ham10000`` folder beside the binary data set
+    ($SKIN_DATA_DIR, then the ``data_dir`` parameter the chain passes)."""
     candidates = [("parameter ham_dir", ham_dir), (f"${HAM_ENV_VAR}", os.environ.get(HAM_ENV_VAR)),
                   ("default", DEFAULT_DATA_DIR / "ham10000")]
     if os.environ.get(DATA_ENV_VAR):
         candidates.append((f"beside ${DATA_ENV_VAR}", Path(os.environ[DATA_ENV_VAR]).parent / "ham10000"))
+    if data_dir and not ham_dir:
+        candidates.append(("beside parameter data_dir", Path(data_dir).expanduser().parent / "ham10000"))
     for source, path in candidates:
         if path and Path(path).expanduser().is_dir():
             return Path(path).expanduser().resolve()

@@ -823,18 +823,10 @@ def multiclass_markdown(saved: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------------------
 
 def find_ham_dir(ham_dir: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None) -> Path:
-    """The HAM10000 folder: ``config.resolve_ham_dir`` (parameter, $SKIN_HAM10000_DIR,
-    data/ham10000, beside $SKIN_DATA_DIR), then a ``ham10000`` folder beside the
-    ``data_dir`` parameter (how the chain passes the binary data set)."""
-    from .config import DataNotFoundError, resolve_ham_dir
+    """The HAM10000 folder, as ``config.resolve_ham_dir`` finds it (notebook 5 calls this)."""
+    from .config import resolve_ham_dir
 
-    try:
-        return resolve_ham_dir(ham_dir)
-    except DataNotFoundError:
-        beside = Path(data_dir).expanduser().parent / "ham10000" if data_dir and not ham_dir else None
-        if beside is not None and beside.is_dir():
-            return beside.resolve()
-        raise
+    return resolve_ham_dir(ham_dir, data_dir)
 
 
 def load_split_images(split: pd.DataFrame, image_size: int):
