@@ -207,7 +207,10 @@ def export_tflite(ref: str | None = None, out: OutputDirs | None = None,
     x, used, skipped = _load_held_out(held_out_paths, keras_predictor.image_size, limit)
     if not len(x):
         raise ValueError(f"No readable held-out image for the agreement check ({len(skipped)} skipped).")
-    held_out.update(n_used=len(x), n_skipped=len(skipped))
+    # Image names relative to the images' common folder: the record means the same on every machine.
+    root = os.path.commonpath([os.path.abspath(p) for p in used]) if len(used) > 1 else os.path.dirname(used[0])
+    names = [os.path.relpath(os.path.abspath(p), root) for p in used]
+    held_out.update(n_used=len(x), n_skipped=len(skipped), images_under=Path(root).name)
     threshold, how = keras_predictor.threshold
     p_keras = _probabilities(keras_predictor, x)
     report: dict[str, Any] = {
@@ -221,7 +224,7 @@ def export_tflite(ref: str | None = None, out: OutputDirs | None = None,
     }
     for variant in VARIANTS:
         other = load_predictor(str(files[variant]), out)
-        report["agreement"][variant] = agreement(keras_predictor, other, x, used, p_keras)
+        report["agreement"][variant] = agreement(keras_predictor, other, x, names, p_keras)
     report["export_seconds"] = round(time.perf_counter() - start, 1)
     # For benchmark(); keys starting with "_" are not recorded.
     report.update(_x=x, _keras=keras_predictor.model, _tflite={k: files[k] for k in VARIANTS})

@@ -6,6 +6,7 @@ import argparse
 import json
 import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -57,6 +58,9 @@ def test_float_file_agrees_with_keras_and_quantised_changes_are_counted(exported
     assert dynamic["n"] == 12 and 0 <= dynamic["max_abs_diff"] < 0.1
     assert isinstance(dynamic["decision_changes"], int) and 0 <= dynamic["decision_changes"] <= 12
     assert len(dynamic["changed_images"]) == dynamic["decision_changes"]
+    held_out = {Path(p).name for p in exported["held_out"]}
+    assert agreement["held_out"]["images_under"] == Path(exported["held_out"][0]).parent.name
+    assert all(not Path(n).is_absolute() and Path(n).name in held_out for n in dynamic["changed_images"])
 
 
 def test_predict_accepts_the_tflite_file(exported):
