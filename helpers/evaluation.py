@@ -240,6 +240,30 @@ def bootstrap_auc_ci(y, p, n_resamples: int = 1000, seed: int = 0,
     return _percentile_interval(aucs, alpha)
 
 
+def paired_auc_difference(y, p_a, p_b, n_resamples: int = 1000, seed: int = 0,
+                          alpha: float = 0.05) -> dict[str, Any]:
+    """Test AUC of model B minus model A, with a paired percentile bootstrap interval.
+
+    Both models are scored on the *same* resamples of the images, so the interval
+    is that of the difference: two models whose own intervals overlap can still
+    differ clearly. ``p_b_not_better``: fraction of resamples in which B did not
+    beat A (a one-sided bootstrap p-value).
+    """
+    y, p_a = _as_binary(y, p_a)
+    _, p_b = _as_binary(y, p_b)
+    if not _both_classes(y):
+        raise ValueError("an AUC difference needs both classes in y")
+    rng = np.random.default_rng(seed)
+    diffs = np.concatenate([_weighted_auc(y, p_b, c) - _weighted_auc(y, p_a, c)
+                            for c in _bootstrap_counts(y.size, n_resamples, rng)])
+    valid = np.isfinite(diffs)
+    point = float(roc_auc_score(y, p_b) - roc_auc_score(y, p_a))
+    lo, hi = _percentile_interval(diffs[valid], alpha)
+    return {"difference": point, "ci95": [lo, hi], "p_b_not_better": float(np.mean(diffs[valid] <= 0)),
+            "n_resamples": int(n_resamples), "skipped": int((~valid).sum()), "seed": int(seed),
+            "method": "paired percentile bootstrap over test images (same resamples for both models)"}
+
+
 def specificity_at_sensitivity(y, p, sensitivity: float) -> float | None:
     """Best specificity among ROC points whose sensitivity (TPR) is >= ``sensitivity``.
 
@@ -535,6 +559,26 @@ def write_isic_predictions(path, image_ids: Sequence[str], probs, class_names: S
     """
     ids = list(image_ids)
     return _write_isic_csv(path, ids, _probability_table(probs, class_names, len(ids)), class_names)
+
+
+def read_isic_predictions(path, image_ids: Sequence[str], class_names: Sequence[str]) -> np.ndarray:
+    """Probabilities from an ISIC-format CSV, in the order of ``image_ids`` ((n, k)).
+
+    Raises naming the file when a column or one of the images is missing.
+    """
+    import pandas as pd  # only needed here
+
+    frame = pd.read_csv(path)
+    missing_cols = [c for c in ["image", *class_names] if c not in frame.columns]
+    if missing_cols:
+        raise ValueError(f"{path}: missing column(s) {missing_cols}; expected image, {', '.join(class_names)}")
+    table = frame.set_index("image")
+    ids = _isic_ids(image_ids)
+    absent = [i for i in ids if i not in table.index]
+    if absent:
+        raise ValueError(f"{path}: no prediction for {len(absent)} of {len(ids)} image(s), e.g. {absent[:3]}; "
+                         "it was written for another split: rerun the notebook that wrote it.")
+    return table.loc[ids, list(class_names)].to_numpy(dtype=np.float64)
 
 
 def write_isic_ground_truth(path, image_ids: Sequence[str], y, class_names: Sequence[str]) -> Path:

@@ -87,6 +87,14 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def comparison_lines(results: dict[str, Any]) -> list[str]:
+    """The paired test-AUC differences notebook 3 recorded for the best model."""
+    best = best_binary_model(results)
+    vs = results.get("models", {}).get(best, {}).get("auc_vs", {}) if best else {}
+    return [f"{best} minus {other}: test AUC {r['difference']:+.3f} (paired bootstrap 95% CI "
+            f"{r['ci95'][0]:+.3f} to {r['ci95'][1]:+.3f})." for other, r in vs.items()]
+
+
 def summary_lines(results: dict[str, Any]) -> list[str]:
     """Plain sentences stating the main results, generated from results.json."""
     h = headline(results)
@@ -170,6 +178,9 @@ def readme_markdown(results: dict[str, Any]) -> str:
     if study and len(study["seeds"]) > 1:
         parts.append(f"\n{study['model']} over {len(study['seeds'])} seeds: test AUC mean {study['mean']:.3f}, "
                      f"sd {study['sd']:.3f} (range {study['min']:.3f}-{study['max']:.3f}).\n")
+    comparisons = comparison_lines(results)
+    if comparisons:
+        parts.append("\n" + "".join(f"- {line}\n" for line in comparisons))
     mc = multiclass_table(results)
     if len(mc):
         parts += ["\n**Seven HAM10000 diagnoses**, test set; balanced accuracy = mean per-class recall.\n\n",

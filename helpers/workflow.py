@@ -216,6 +216,30 @@ def train_lite0(recipe: Lite0Recipe, arrays: SplitArrays, seed: int, *, pretrain
     return tm, fit
 
 
+def paired_auc_comparison(name: str, others: list[str], arrays: SplitArrays, *, seed: int = 0,
+                          n_resamples: int = 1000, out: OutputDirs | None = None) -> pd.DataFrame:
+    """Test AUC of ``name`` minus that of each model in ``others``, with paired bootstrap
+    intervals, from the test predictions every model's notebook wrote. Recorded in
+    results.json as ``models[name]["auc_vs"]``; returns one row per other model."""
+    out = out or output_dirs()
+    recorded = results.load_results(out.results).get("models", {})
+    ids = arrays.tables["test"]["image_id"].tolist()
+
+    def test_probabilities(model: str) -> np.ndarray:
+        if model not in recorded:
+            raise LookupError(f"{model} is not recorded in {out.results}: run the notebook that trains it first.")
+        path = out.models / recorded[model]["predictions"]
+        return evaluation.read_isic_predictions(path, ids, data.CLASS_NAMES)[:, 1]
+
+    p_name = test_probabilities(name)
+    rows = {other: evaluation.paired_auc_difference(arrays.y["test"], test_probabilities(other), p_name,
+                                                    n_resamples=n_resamples, seed=seed) for other in others}
+    results.update_results({"models": {name: {"auc_vs": rows}}}, out.results)
+    return pd.DataFrame({other: {"AUC difference": r["difference"], "95% CI low": r["ci95"][0],
+                                 "95% CI high": r["ci95"][1], "P(not better)": r["p_b_not_better"]}
+                         for other, r in rows.items()}).T.rename_axis(f"{name} minus")
+
+
 def load_best_model(out: OutputDirs | None = None):
     """(name, record, model) of the recorded model with the best validation AUC
     whose file is present. The test set plays no part in the choice."""

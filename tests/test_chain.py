@@ -73,6 +73,9 @@ def test_results_hold_numbers_in_range(chain):
     assert saved["models"]["small_cnn"]["test"]["auc"] > 0.5  # learnt something even in quick mode
     lite0 = saved["models"]["lite0_imagenet"]
     assert saved["models"]["lite0_random_init"]["recipe"] == lite0["recipe"]
+    vs = lite0["auc_vs"]  # paired bootstrap against every other binary model of notebooks 2-3 named there
+    assert set(vs) == {"small_cnn", "vgg16_random_init", "lite0_random_init"}
+    assert all(r["ci95"][0] <= r["difference"] <= r["ci95"][1] for r in vs.values())
     study = saved["seed_study"]  # notebook 6: the recorded run plus one more seed in quick mode
     assert study["model"] == "lite0_imagenet" and study["seeds"] == [lite0["seed"], lite0["seed"] + 1]
     assert study["test_auc"][0] == lite0["test"]["auc"] and 0 <= study["test_auc"][1] <= 1

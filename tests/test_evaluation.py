@@ -408,3 +408,31 @@ def test_multiclass_agrees_with_isic_challenge_scoring(isic_scoring, tmp_path):
     for name in names:
         assert ours["per_class"][name]["auc"] == pytest.approx(score.per_category.loc[name, "auc"], abs=1e-9)
     assert 0.3 < ours["balanced_accuracy"] < 0.95  # a non-trivial case
+
+
+def test_paired_auc_difference_matches_an_explicit_paired_resampling():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 60)
+    p_a = np.clip(y * 0.2 + rng.uniform(0, 0.8, 60), 0, 1)
+    p_b = np.clip(y * 0.5 + rng.uniform(0, 0.5, 60), 0, 1).round(1)  # ties on purpose
+    out = ev.paired_auc_difference(y, p_a, p_b, n_resamples=300, seed=5)
+    assert out["difference"] == pytest.approx(roc_auc_score(y, p_b) - roc_auc_score(y, p_a))
+    idx = np.random.default_rng(5).integers(0, 60, size=(300, 60))  # the same draws, one chunk
+    diffs = np.array([roc_auc_score(y[i], p_b[i]) - roc_auc_score(y[i], p_a[i])
+                      for i in idx if 0 < y[i].sum() < 60])
+    assert out["ci95"] == pytest.approx(list(np.percentile(diffs, [2.5, 97.5])))
+    assert out["p_b_not_better"] == pytest.approx(np.mean(diffs <= 0)) and out["skipped"] == 300 - len(diffs)
+    assert out["ci95"][0] > 0  # B separates the classes far better here
+    same = ev.paired_auc_difference(y, p_a, p_a, n_resamples=100, seed=0)
+    assert same["difference"] == 0 and same["ci95"] == [0, 0] and same["p_b_not_better"] == 1
+
+
+def test_read_isic_predictions_aligns_by_image_and_names_what_is_missing(tmp_path):
+    path = ev.write_isic_predictions(tmp_path / "p.csv", ["a.jpg", "b.jpg", "c.jpg"], np.array([0.1, 0.2, 0.3]),
+                                     ["benign", "malignant"])
+    got = ev.read_isic_predictions(path, ["c.jpg", "a.jpg"], ["benign", "malignant"])
+    assert got[:, 1] == pytest.approx([0.3, 0.1]) and got[:, 0] == pytest.approx([0.7, 0.9])
+    with pytest.raises(ValueError, match=r"p\.csv: no prediction for 1 of 2 image\(s\)"):
+        ev.read_isic_predictions(path, ["a.jpg", "zzz.jpg"], ["benign", "malignant"])
+    with pytest.raises(ValueError, match="missing column"):
+        ev.read_isic_predictions(path, ["a.jpg"], ["nevus", "melanoma"])

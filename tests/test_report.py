@@ -87,3 +87,13 @@ def test_main_notebook_builds_from_a_results_fixture(tmp_path):
     assert "0.941" in text and "0.910-0.960" in text  # the best model's AUC and CI, from the fixture
     assert "0.710" in text  # the seven-class table
     assert "image/png" in str(nb.cells)  # the ROC figure is embedded
+
+
+def test_comparison_lines_state_the_paired_differences_of_the_best_model():
+    results = {**RESULTS, "models": {**RESULTS["models"], "lite0_imagenet": {
+        **RESULTS["models"]["lite0_imagenet"],
+        "auc_vs": {"small_cnn": {"difference": 0.0181, "ci95": [0.0042, 0.0325]}}}}}
+    assert report.comparison_lines(results) == [
+        "lite0_imagenet minus small_cnn: test AUC +0.018 (paired bootstrap 95% CI +0.004 to +0.033)."]
+    assert "- lite0_imagenet minus small_cnn: test AUC +0.018" in report.readme_markdown(results)
+    assert report.comparison_lines(RESULTS) == []

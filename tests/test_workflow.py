@@ -2,8 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from sklearn.metrics import roc_auc_score
 
-from helpers import config, results, workflow
+from helpers import config, evaluation, results, workflow
 
 
 def test_arrays_from_split_lists_every_unloadable_image(tmp_path, capsys):
@@ -32,3 +33,25 @@ def test_the_recorded_recipe_is_read_back_or_the_missing_notebook_named(tmp_path
     results.record_model("lite0_imagenet", {"seed": 7, "recipe": recipe.as_record()}, out.results)
     record, again = workflow.recorded_recipe("lite0_imagenet", out)
     assert again == recipe and record["seed"] == 7
+
+
+def test_paired_comparison_reads_each_models_saved_predictions_and_records_it(tmp_path):
+    out = config.output_dirs(tmp_path)
+    rng = np.random.default_rng(0)
+    y = np.tile([0, 1], 20)
+    table = pd.DataFrame({"image_id": [f"img{i}.jpg" for i in range(40)], "split": "test", "label": y})
+    arrays = workflow.SplitArrays(32, {"test": table}, {"test": np.zeros((40, 1))}, {"test": y}, [])
+    probs = {"good": np.clip(y * 0.6 + rng.uniform(0, 0.4, 40), 0, 1), "weak": rng.uniform(0, 1, 40)}
+    for name, p in probs.items():
+        shuffled = rng.permutation(40)  # the CSV's row order must not matter
+        evaluation.write_isic_predictions(out.models / f"{name}.csv", table["image_id"][shuffled].tolist(),
+                                         p[shuffled], ["benign", "malignant"])
+        results.record_model(name, {"predictions": f"{name}.csv"}, out.results)
+    frame = workflow.paired_auc_comparison("good", ["weak"], arrays, n_resamples=200, out=out)
+    expected = roc_auc_score(y, probs["good"]) - roc_auc_score(y, probs["weak"])
+    assert frame.loc["weak", "AUC difference"] == pytest.approx(expected)
+    recorded = results.load_results(out.results)["models"]["good"]
+    assert recorded["predictions"] == "good.csv"  # merged into the record, not replacing it
+    assert recorded["auc_vs"]["weak"]["difference"] == pytest.approx(expected)
+    with pytest.raises(LookupError, match="absent is not recorded"):
+        workflow.paired_auc_comparison("good", ["absent"], arrays, out=out)
