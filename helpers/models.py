@@ -14,8 +14,8 @@ VGG16_WEIGHTS_HELP = (
     "VGG16 ImageNet weights are not available: Keras downloads them on first use "
     "(into $KERAS_HOME/models/, default ~/.keras/models/) and this machine could not "
     "fetch them. To use them, copy vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 "
-    "into that folder. Without them the VGG16 below is trained from random "
-    "initialisation and is NOT transfer learning."
+    "into that folder. Without them the VGG16 below keeps its random initial "
+    "weights: a random-feature baseline, NOT transfer learning."
 )
 
 
