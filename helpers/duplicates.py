@@ -81,11 +81,8 @@ _cache: dict[tuple[str, int, int], tuple[str, np.ndarray | None, np.ndarray | No
 
 
 def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _thumbnail(path: str) -> np.ndarray:
