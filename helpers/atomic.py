@@ -1,4 +1,5 @@
-"""Write files so an interrupted run never leaves half a file in place of a good one."""
+"""Write files so an interrupted run never leaves half a file in place of a good one
+(and read JSON back with an error that names the file)."""
 from __future__ import annotations
 
 import contextlib
@@ -37,6 +38,14 @@ def write_json(target: str | os.PathLike, data: Any) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n")
     return target
+
+
+def read_json(path: str | os.PathLike, what_to_do: str = "") -> Any:
+    """Parse a JSON file; a broken one raises ValueError naming it (and ``what_to_do``)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}){what_to_do}.") from exc
 
 
 def write_text(target: str | os.PathLike, text: str) -> Path:

@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from . import data, results
+from .atomic import read_json
 from .config import OutputDirs, output_dirs
 
 # helpers.inference (and through it scikit-learn) and TensorFlow are imported
@@ -213,10 +214,7 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
     sidecar = path.parent / f"{stem}{SIDECAR_SUFFIX}"
     if not sidecar.is_file():
         return {}
-    try:
-        return json.loads(sidecar.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{sidecar} is not valid JSON ({exc}).") from exc
+    return read_json(sidecar)
 
 
 def _load_tflite(path: Path, out: OutputDirs) -> Predictor:

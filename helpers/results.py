@@ -6,7 +6,6 @@ the main notebook and the slides read from it. Every write is atomic.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import platform
 import re
@@ -15,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_json, write_text
+from .atomic import read_json, write_json, write_text
 from .config import REPO_ROOT, output_dirs
 
 # Packages whose versions are recorded with every run.
@@ -34,10 +33,7 @@ def load_results(path: str | os.PathLike | None = None) -> dict[str, Any]:
     p = results_path(path)
     if not p.exists():
         return {}
-    try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{p} is not valid JSON ({exc}); rerun `python -m helpers reproduce`.") from exc
+    return read_json(p, "; rerun `python -m helpers reproduce`")
 
 
 def _merge(base: dict, updates: dict) -> dict:
