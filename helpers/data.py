@@ -386,14 +386,16 @@ def _index_images(folders: Iterable[Path]) -> dict[str, Path]:
     return index
 
 
-def _match_rows_to_images(c: _Collector, ids: pd.Series, index: dict[str, Path], csv_path: Path) -> dict[str, Path]:
-    """Record rows without images, repeated rows and images without rows; return id -> path."""
-    matched: dict[str, Path] = {}
-    for image_id in ids:
+def _match_rows_to_images(c: _Collector, ids: pd.Series, index: dict[str, Path],
+                          csv_path: Path) -> dict[str, tuple[int, Path]]:
+    """Record rows without images, repeated rows and images without rows; return
+    id -> (index of its first row, image path), in the order of the CSV."""
+    matched: dict[str, tuple[int, Path]] = {}
+    for i, image_id in ids.items():
         if image_id in matched:
             c.skip(image_id, DUPLICATE_ROW, f"{image_id} appears more than once in {csv_path}")
         elif image_id in index:
-            matched[image_id] = index[image_id]
+            matched[image_id] = (i, index[image_id])
         else:
             c.skip(image_id, NO_IMAGE, f"{image_id} is in {csv_path} but no image file has that name")
     for stem, path in index.items():
@@ -408,19 +410,13 @@ def _read_ham10000(root: Path) -> ReadResult:
     df = _read_csv(csv_path, ["image_id", "dx"])
     df["image_id"] = df["image_id"].str.strip()
     index = _index_images(root / d for d in HAM_IMAGE_DIRS)
-    matched = _match_rows_to_images(c, df["image_id"], index, csv_path)
-    seen: set[str] = set()
-    for i in df.index:
-        image_id = df.at[i, "image_id"]
-        if image_id not in matched or image_id in seen:
-            continue
-        seen.add(image_id)
+    for image_id, (i, path) in _match_rows_to_images(c, df["image_id"], index, csv_path).items():
         dx = str(df.at[i, "dx"]).strip().lower()
         if dx not in DX_NAMES:
-            c.skip(matched[image_id], NO_LABEL, f"unknown dx {dx!r} (expected one of {sorted(DX_NAMES)})")
+            c.skip(path, NO_LABEL, f"unknown dx {dx!r} (expected one of {sorted(DX_NAMES)})")
             continue
         c.rows.append(_row(
-            matched[image_id], image_id=image_id, label=int(dx in MALIGNANT_DX), given_split="train",
+            path, image_id=image_id, label=int(dx in MALIGNANT_DX), given_split="train",
             lesion_id=_optional(df, i, "lesion_id"), dx=dx, dx_type=_optional(df, i, "dx_type"),
             age=_to_age(_optional(df, i, "age")), sex=_optional(df, i, "sex"),
             site=_optional(df, i, "localization"), source="HAM10000", dataset=root.name,
@@ -477,24 +473,18 @@ def _read_isic_cli(root: Path) -> ReadResult:
         )
     df["isic_id"] = df["isic_id"].str.strip()
     index = _index_images([root, root / "images"])
-    matched = _match_rows_to_images(c, df["isic_id"], index, csv_path)
-    seen: set[str] = set()
-    for i in df.index:
-        isic_id = df.at[i, "isic_id"]
-        if isic_id not in matched or isic_id in seen:
-            continue
-        seen.add(isic_id)
+    for isic_id, (i, path) in _match_rows_to_images(c, df["isic_id"], index, csv_path).items():
         label = _isic_label(df, i)
         if label is None:
             found = _optional(df, i, "diagnosis_1", "benign_malignant")
-            c.skip(matched[isic_id], NO_LABEL, f"diagnosis_1/benign_malignant is {found!r}")
+            c.skip(path, NO_LABEL, f"diagnosis_1/benign_malignant is {found!r}")
             continue
         # Attribution names the contributing clinic: the closest thing to "source".
         source = _optional(df, i, "attribution")
         if not isinstance(source, str):
             source = "ISIC Archive"
         c.rows.append(_row(
-            matched[isic_id], image_id=isic_id, label=label, given_split="train",
+            path, image_id=isic_id, label=label, given_split="train",
             lesion_id=_optional(df, i, "lesion_id"), dx=_isic_dx(df, i),
             dx_type=_optional(df, i, "diagnosis_confirm_type", "dx_type"),
             age=_to_age(_optional(df, i, "age_approx", "age")), sex=_optional(df, i, "sex"),
