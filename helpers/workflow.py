@@ -310,8 +310,6 @@ def seed_study(name: str = "lite0_imagenet", repeats: int = 3, data_dir: str | N
     """Retrain a recorded Lite0 model with ``repeats - 1`` further seeds by its own
     recipe and split; record the spread of test AUC over all seeds (the recorded
     run counts as the first)."""
-    from .training import predict_proba
-
     out = out or output_dirs()
     record, recipe = recorded_recipe(name, out)
     arrays = load_split_arrays(recipe.image_size, data_dir, out)
@@ -320,9 +318,10 @@ def seed_study(name: str = "lite0_imagenet", repeats: int = 3, data_dir: str | N
                          f"{record['test']['n']}: rerun notebook 3 on this split first.")
     aucs = {int(record["seed"]): float(record["test"]["auc"])}
     for seed in range(int(record["seed"]) + 1, int(record["seed"]) + repeats):
-        tm, _ = train_lite0(recipe, arrays, seed, pretrained=record["weights"] != "none")
-        aucs[seed] = evaluation.binary_metrics(arrays.y["test"], predict_proba(tm.model, arrays.x["test"]),
-                                               0.5)["auc"]
+        # The random-init control was given the pretrained model's fine-tuning budget: keep it.
+        tm, _ = train_lite0(recipe, arrays, seed, pretrained=record["weights"] != "none",
+                            finetune_epochs=record.get("finetune_epochs_budget"))
+        aucs[seed] = evaluation.binary_metrics(arrays.y["test"], predict(tm.model, arrays.x["test"]), 0.5)["auc"]
     return record_seed_study(name, aucs, out)
 
 
