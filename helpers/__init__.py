@@ -1,25 +1,23 @@
-"""Shared helpers for the dermoscopic skin-lesion notebook series.
+"""Shared helpers of the dermoscopic skin-lesion notebook series.
 
-Every notebook imports this package instead of copying code; see README.md.
+Every notebook opens with ``nb = helpers.notebook.setup(...)`` and imports the
+subpackages it needs; no logic is copied between notebooks. Where things live
+(see also helpers/README.md):
+
+==============  ===============================================================
+``config``      paths, where the data is, the quick setting, output folders
+``notebook``    the one-call notebook setup
+``results``     results.json: the one machine-readable record of a run
+``atomic``      writing files so an interrupted run never leaves half a file
+``seeding``     one seed for Python, NumPy and TensorFlow
+``data``        reading data sets, duplicates, splits, images as arrays
+``models``      network definitions; saving, finding and loading models
+``training``    augmentation, fitting, recipes
+``evaluation``  metrics and their confidence intervals (no TensorFlow)
+``explain``     LIME, Grad-CAM, artefact detectors and shortcut tests
+``figures``     every plot (returned, saved by the notebook)
+``report``      model and chapter records; tables, README blocks, the deck
+``apps``        the command line: reproduce, predict, evaluate, export, download
+==============  ===============================================================
 """
-from __future__ import annotations
-
-from importlib import metadata
-
-__version__ = "0.1.0"
-
-
-def versions() -> dict[str, str]:
-    """Versions of the packages a reader needs to reproduce a notebook."""
-    out = {}
-    for pkg in ("python", "tensorflow-cpu", "keras", "numpy", "pandas", "scikit-learn", "lime", "matplotlib"):
-        if pkg == "python":
-            import platform
-
-            out[pkg] = platform.python_version()
-            continue
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+__version__ = "0.2.0"

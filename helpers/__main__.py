@@ -1,4 +1,4 @@
-"""`python -m helpers <command>`: see helpers/cli.py."""
-from .cli import main
+"""`python -m helpers <command>`: see helpers/apps/cli.py."""
+from .apps.cli import main
 
 raise SystemExit(main())

@@ -1,5 +1,9 @@
-"""Write files so an interrupted run never leaves half a file in place of a good one
-(and read JSON back with an error that names the file)."""
+"""Files written so an interrupted run never leaves half a file in place of a
+good one, and JSON read back with an error that names the file.
+
+Every file the project writes (models, results, figures, splits, the deck)
+goes through ``atomic_path`` or one of the writers below.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -8,6 +12,9 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
 
 
 @contextlib.contextmanager
@@ -30,6 +37,26 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays as plain Python, and NaN, infinity
+    and pandas' NA as None (results.json is written with ``allow_nan=False``)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if value is pd.NA:
+        return None
+    return value
 
 
 def write_json(target: str | os.PathLike, data: Any) -> Path:

@@ -35,15 +35,27 @@ NOTEBOOKS = [
     "Project_Main_Notebook.ipynb",  # last: reads what the others wrote, trains nothing
 ]
 
-# The "quick" setting (class, CI): the same notebooks with smaller parameters.
-QUICK = {
-    "per_class_and_split": 30,  # images per (given split, class) kept by notebook 1
-    "epochs": 3,
-    "head_epochs": 3,
-    "finetune_epochs": 1,
-    "lime_samples": 200,
-    "lime_images": 3,
+# The "quick" setting (class, CI): the same notebooks with smaller settings.
+# One place for every notebook: in quick mode each of these parameters of the
+# named chapter is capped at the value here (``helpers.notebook.Notebook.shrink``);
+# a parameter that is None (meaning "all") becomes the value here.
+QUICK: dict[str, dict[str, int]] = {
+    "data": {"subset_per_class": 30, "artefact_sample": 40},          # 1: per given split and class
+    "baselines": {"epochs": 3},                                        # 2
+    "transfer": {"epochs": 1, "head_epochs": 3, "vgg_finetune_epochs": 1, "lite0_image_size": 96},  # 3
+    "explain": {"lime_samples": 200, "lime_images": 3, "artefact_sample": 60},                      # 4
+    "multiclass": {"subset_per_dx": 25, "image_size": 64, "epochs": 2, "head_epochs": 3,            # 5
+                   "pool_copies": 2, "n_resamples": 200},
+    "seeds": {"seed_repeats": 2},                                      # 6
+    "summary": {},                                                     # main notebook: trains nothing
 }
+
+# TFLite export (``python -m helpers export-tflite``): held-out images for the
+# agreement check and the benchmark, enough to see decision changes and few
+# enough for about a minute on two cores; a float file further than the
+# tolerance from Keras is a broken conversion.
+TFLITE_HELD_OUT = 200
+TFLITE_FLOAT_TOLERANCE = 1e-3
 
 HOW_TO_GET_DATA = """\
 No images were found. Point the project at a data set in one of these ways:
@@ -82,6 +94,10 @@ class OutputDirs:
     def data_report(self) -> Path:
         return self.models / "data_report.json"
 
+    @property
+    def split_ham10000(self) -> Path:
+        return self.models / "split_ham10000.csv"
+
 
 def output_dirs(root: str | os.PathLike | None = None) -> OutputDirs:
     """Return (and create) the output folders: the repository by default."""
@@ -104,7 +120,11 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
         source, path = f"${DATA_ENV_VAR}", Path(os.environ[DATA_ENV_VAR])
     else:
         source, path = "default", DEFAULT_DATA_DIR
-    path = path.expanduser().resolve()
+    path = path.expanduser().resolve()  # a relative path means the current folder
+    if path.is_file():
+        raise DataNotFoundError(
+            f"Data directory {path} (from {source}) is a file, not a folder: give the folder that holds "
+            "the images (a folder per class, HAM10000 or an isic-cli export).")
     if not path.is_dir():
         raise DataNotFoundError(
             f"Data directory {path} (from {source}) does not exist.\n"

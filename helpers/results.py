@@ -8,13 +8,12 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
-import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-from .atomic import read_json, write_json, write_text
+from .atomic import read_json, write_json
 from .config import REPO_ROOT, output_dirs
 
 # Packages whose versions are recorded with every run.
@@ -88,23 +87,25 @@ def run_info(quick: bool) -> dict[str, Any]:
     }
 
 
-def replace_readme_block(readme: str | os.PathLike, name: str, content: str) -> bool:
-    """Rewrite the block between ``<!-- name:start -->`` and ``<!-- name:end -->``;
-    True when README changed."""
-    readme = Path(readme)
-    text = readme.read_text()
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    if not pattern.search(text):
-        raise ValueError(f"{readme} has no {start} ... {end} block.")
-    new = pattern.sub(lambda _: f"{start}\n{content}{end}", text)
-    if new != text:
-        write_text(readme, new)
-    return new != text
+def best_on_validation(records: Mapping[str, Mapping[str, Any]], *, backbones: tuple[str, ...] | None = None,
+                       models_dir: str | os.PathLike | None = None) -> str | None:
+    """The name of the record with the best validation ROC AUC, or None.
+
+    ``backbones``: only records of these backbones; ``models_dir``: only
+    records whose model file is present there. The test set plays no part.
+    """
+    scored = {name: r["validation"]["auc"] for name, r in records.items()
+              if isinstance(r, Mapping) and (r.get("validation") or {}).get("auc") is not None
+              and (backbones is None or r.get("backbone") in backbones)
+              and (models_dir is None or (Path(models_dir) / r.get("model_file", "")).is_file())}
+    return max(scored, key=scored.get) if scored else None
 
 
-def update_readme(readme: str | os.PathLike, results: dict[str, Any]) -> bool:
-    """Regenerate README's results block from results.json."""
-    from .report import readme_markdown  # report draws; keep results.py light to import
-
-    return replace_readme_block(readme, "results", readme_markdown(results))
+def model_records(saved: Mapping[str, Any], include_multiclass: bool = False) -> dict[str, dict[str, Any]]:
+    """The model records of a results.json: binary models (``"models"``), and with
+    ``include_multiclass`` the seven-class ones (records under ``"multiclass"``
+    with ``task == "multiclass"``; the section's summaries are not models).
+    A binary model keeps its name if both sections use it."""
+    multiclass = {k: v for k, v in saved.get("multiclass", {}).items()
+                  if isinstance(v, dict) and v.get("task") == "multiclass"} if include_multiclass else {}
+    return {**multiclass, **saved.get("models", {})}

@@ -4,7 +4,9 @@ from __future__ import annotations
 import os
 import random
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 
 def set_seed(seed: int, deterministic: bool = True) -> None:
@@ -16,9 +18,6 @@ def set_seed(seed: int, deterministic: bool = True) -> None:
     os.environ["PYTHONHASHSEED"] = str(seed)
     random.seed(seed)
     np.random.seed(seed)
-    import keras
-    import tensorflow as tf
-
     keras.utils.set_random_seed(seed)
     tf.random.set_seed(seed)
     if deterministic:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -44,3 +45,12 @@ def _close_figures():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+@pytest.fixture
+def tiny_data():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (48, 32, 32, 3), dtype=np.uint8)
+    y = np.tile([0, 1], 24)
+    x[y == 1, 8:24, 8:24] = 20  # a dark "lesion" makes the classes learnable
+    return x, y

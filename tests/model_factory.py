@@ -10,14 +10,12 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from image_factory import save, textured
 
-from helpers import data, models, results, seeding, training
+from helpers import results, seeding
 from helpers.config import OutputDirs
-
-try:  # tests/ imported as a package (tests/__init__.py) or as a plain folder
-    from .image_factory import save, textured
-except ImportError:
-    from image_factory import save, textured
+from helpers.data import images
+from helpers.models import baselines, saved
 
 SIZE = 32
 BINARY_THRESHOLD = 0.37
@@ -27,7 +25,7 @@ HAM_CLASSES = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 def save_binary_model(out: OutputDirs, name: str = "small_cnn") -> Path:
     """A small CNN recorded like the chain records it (validation-chosen threshold)."""
     seeding.set_seed(0)
-    path = training.save_model(models.build_small_cnn(SIZE), out.models / f"{name}.keras")
+    path = saved.save_model(baselines.build_small_cnn(SIZE), out.models / f"{name}.keras")
     results.record_model(name, {"model_file": path.name, "threshold": BINARY_THRESHOLD,
                                 "target_sensitivity": 0.9, "image_size": SIZE,
                                 "validation": {"auc": 0.8}}, out.results)
@@ -54,9 +52,9 @@ def save_multiclass_models(out: OutputDirs) -> dict[str, Path]:
     seeding.set_seed(1)
     paths = {}
     for name, with_metadata in (("ham_cnn", False), ("ham_cnn_meta", True)):
-        paths[name] = training.save_model(_multiclass(with_metadata), out.models / f"{name}.keras")
+        paths[name] = saved.save_model(_multiclass(with_metadata), out.models / f"{name}.keras")
         results.update_results({"multiclass": {name: {
-            "model_file": paths[name].name, "class_names": HAM_CLASSES, "image_size": SIZE,
+            "task": "multiclass", "model_file": paths[name].name, "class_names": HAM_CLASSES, "image_size": SIZE,
             "inputs": "image+metadata" if with_metadata else "image",
             "validation": {"balanced_accuracy": 0.5}}}}, out.results)
     return paths
@@ -85,6 +83,6 @@ def good_images(root: Path, n: int, size: int = 40) -> list[Path]:
 def keras_probability(model_path: Path, image_path: Path) -> np.ndarray:
     """The model's raw output for one image decoded as in training (for comparisons)."""
     model = keras.models.load_model(model_path)
-    x = data.load_image(image_path, SIZE)[None].astype("float32")
+    x = images.load_image(image_path, SIZE)[None].astype("float32")
     return np.asarray(model.predict_on_batch(x), dtype="float64")[0]
 

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from helpers import atomic, config, results
+from helpers.report import tables
 
 
 def test_data_dir_precedence(tmp_path, monkeypatch):
@@ -69,19 +70,19 @@ def test_readme_table_is_generated(tmp_path):
                                     "test": {"n": 600, "accuracy": 0.81, "auc": 0.883, "auc_ci95": [0.85, 0.91],
                                              "sensitivity": 0.9, "specificity": 0.7}}},
            "timings": {"1_Data_Exploration.ipynb": 30.0}}
-    assert results.update_readme(readme, res)
+    assert tables.update_readme(readme, res)
     text = readme.read_text()
     assert "| small_cnn | none | 64 | 600 | 0.883 | 0.850-0.910 | 0.900 | 0.700 | n/a | 0.310 | 0.870 | 42 |" in text
     assert "1_Data_Exploration.ipynb 30" in text
     assert "STALE TABLE" not in text and text.startswith("intro") and text.endswith("end\n")
-    assert not results.update_readme(readme, res)  # idempotent
+    assert not tables.update_readme(readme, res)  # idempotent
 
 
 def test_readme_without_markers_is_an_error(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="results:start"):
-        results.update_readme(readme, {})
+        tables.update_readme(readme, {})
 
 
 def test_run_info_records_versions_and_machine():

@@ -1,0 +1,135 @@
+"""The command line, ``python -m helpers <command>``: every command's arguments,
+help and exit codes in one place. The work is done in the command's module,
+imported only when that command runs."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+from pathlib import Path
+
+from ..config import NOTEBOOKS, TFLITE_FLOAT_TOLERANCE, TFLITE_HELD_OUT
+from ..data.download import DEFAULT_LIMIT, DEFAULT_OUT
+
+PREDICT_DESCRIPTION = """\
+Print, for each image, the model's labels with probabilities (most probable
+first) and its decision. Binary models: P(malignant) and P(benign), decision at
+the threshold chosen on validation (0.5 for a file without a record, and said
+so). 7-class HAM10000 models: the seven diagnoses, decision = most probable.
+The model's own preprocessing is inside the saved model; images are decoded,
+made RGB (greyscale, RGBA, CMYK, 16-bit, EXIF rotation) and resized as in
+training. Folders are walked recursively.
+
+A research model, not a diagnosis."""
+
+PREDICT_EPILOG = """\
+exit status:
+  0  every file was predicted
+  1  some files were skipped (not images, unreadable, missing): listed on stderr
+  2  no usable model, or a usage error"""
+
+EVALUATE_DESCRIPTION = """\
+Score a saved model on a folder of labelled images, at the threshold chosen on
+the chain's validation split (nothing is tuned on the folder). A binary model:
+AUC with a 95% bootstrap interval, sensitivity, specificity, PPV, NPV, balanced
+accuracy, F1. A seven-class model on a folder per diagnosis (or HAM10000):
+balanced accuracy with its interval, per-class recall and the malignant AUC of
+P(mel) + P(bcc) + P(akiec). Images identical to the model's own training or
+validation images are reported (and left out with --exclude-training)."""
+
+EVALUATE_EPILOG = """\
+exit status:
+  0  scored
+  1  scored, but read the warnings (overlap with training images, a missing class, skipped files)
+  2  nothing could be scored: no usable model or no readable images, or a usage error"""
+
+EXPORT_DESCRIPTION = f"""\
+Write <model>.tflite (float32) and <model>.dynamic.tflite (dynamic-range
+quantised) next to the .keras model, plus <model>.tflite.json (input, labels,
+threshold), then compare both with the Keras model on held-out images (the
+chain's test split by default, at most {TFLITE_HELD_OUT}): the largest absolute
+difference of the probabilities, and the decisions that change at the model's
+threshold."""
+
+EXPORT_EPILOG = f"""\
+exit status:
+  0  exported; the float file agrees with Keras (max |dp| <= {TFLITE_FLOAT_TOLERANCE:g}, no decision change)
+  1  exported, but the float file disagrees with Keras (a conversion problem)
+  2  no usable model or held-out images, or a usage error"""
+
+# command -> (module under helpers.apps that does the work, its entry function)
+COMMANDS = {
+    "reproduce": ("reproduce", "run_reproduce"),
+    "download": ("download", "run_download"),
+    "evaluate": ("evaluate", "run_evaluate"),
+    "predict": ("predict", "run_predict"),
+    "export-tflite": ("tflite", "run_export"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rep = sub.add_parser("reproduce", help="run the notebook chain with papermill")
+    rep.add_argument("--quick", action="store_true", help="small subset and few epochs (class, CI)")
+    rep.add_argument("--data-dir", help="data folder (default: $SKIN_DATA_DIR, else data/)")
+    rep.add_argument("--output-dir", help="write everything here instead of into the repository")
+    rep.add_argument("--notebooks", nargs="*", metavar="N",
+                     help="only the notebooks whose names start with these (e.g. 3 4); one of: "
+                          + ", ".join(NOTEBOOKS))
+
+    dl = sub.add_parser("download", help="fetch a balanced benign/malignant set from the ISIC Archive")
+    dl.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                    help=f"folder for images and metadata.csv (default: {DEFAULT_OUT})")
+    dl.add_argument("--limit", type=int, default=DEFAULT_LIMIT,
+                    help=f"number of images, half benign and half malignant (default: {DEFAULT_LIMIT})")
+    dl.add_argument("--seed", type=int, default=None, help="recorded in download.json")
+
+    ev = sub.add_parser("evaluate", help="score a saved model on a labelled image folder",
+                        description=EVALUATE_DESCRIPTION, epilog=EVALUATE_EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ev.add_argument("--model", help="model name in results.json (binary or seven-class), a .keras or .tflite "
+                                    "file (default: the binary model best on validation)")
+    ev.add_argument("--data", required=True,
+                    help="labelled images: a folder per class (benign/malignant, or the HAM10000 diagnoses "
+                         "akiec, bcc, bkl, df, mel, nv, vasc), HAM10000 or an isic-cli export")
+    ev.add_argument("--exclude-training", action="store_true",
+                    help="leave out images identical to the model's own training or validation images")
+    ev.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the intervals")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+
+    pr = sub.add_parser("predict", help="ranked labels of a saved model for your own images",
+                        description=PREDICT_DESCRIPTION, epilog=PREDICT_EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    pr.add_argument("paths", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files and/or folders")
+    pr.add_argument("--model", help="model name in results.json (binary or multiclass), a .keras or "
+                                    ".tflite file (default: the binary model best on validation)")
+    pr.add_argument("--json", action="store_true", help="print one JSON object per image, one per line")
+
+    ex = sub.add_parser("export-tflite", help="write TFLite files of a saved model, checked against Keras",
+                        description=EXPORT_DESCRIPTION, epilog=EXPORT_EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ex.add_argument("--model", help="model name in results.json or a .keras file "
+                                    "(default: the binary model best on validation)")
+    ex.add_argument("--images", nargs="+", metavar="IMAGE_OR_FOLDER",
+                    help="held-out images for the agreement check (default: the chain's test split)")
+    ex.add_argument("--data-dir", help="data folder of the chain's split (default: $SKIN_DATA_DIR, else data/)")
+    ex.add_argument("--max-images", type=int, default=TFLITE_HELD_OUT,
+                    help=f"at most this many held-out images (default: {TFLITE_HELD_OUT})")
+    ex.add_argument("--benchmark", action="store_true",
+                    help="also time Keras and TFLite: 1-image latency and batch throughput")
+    ex.add_argument("--record", action="store_true",
+                    help='store the result in results.json under "deployment" (the chain does this)')
+    ex.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module, entry = COMMANDS[args.command]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported: its C++ start-up chatter
+    # Imported here, not at the top: most commands import TensorFlow (about 4 s),
+    # which `--help` and the chain runner itself do not need.
+    run = getattr(importlib.import_module(f"helpers.apps.{module}"), entry)
+    return int(run(args) or 0)

@@ -1,0 +1,191 @@
+"""`python -m helpers evaluate`: score a saved model on any folder of labelled images.
+
+The threshold is the one chosen on the chain's validation split; nothing is
+tuned on the folder being scored. Before scoring, every image is checked (by
+file hash) against the images the model was trained and validated on: a
+model scored on its own training images looks far better than it is, so an
+overlap is reported loudly, and ``--exclude-training`` leaves those images out.
+
+* a binary model is scored on benign/malignant labels (a folder per class, or
+  a folder per HAM10000 diagnosis, where mel, bcc and akiec count as malignant):
+  AUC with its bootstrap interval, and sensitivity, specificity, PPV, NPV,
+  balanced accuracy and F1 at its threshold;
+* a seven-class model is scored on the diagnoses (a folder per diagnosis, or
+  HAM10000 with its metadata): balanced accuracy with its interval, per-class
+  recall, and the malignant AUC of P(mel) + P(bcc) + P(akiec); on data with
+  benign/malignant labels only, the malignant AUC alone.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..config import OutputDirs, output_dirs
+from ..data.images import load_images
+from ..data.labels import CLASS_NAMES, MALIGNANT_DX
+from ..data.layouts import read_dataset
+from ..data.splits import load_split
+from ..evaluation.binary import binary_metrics, bootstrap_auc_ci
+from ..evaluation.multiclass import multiclass_metrics
+from ..models.saved import Predictor, load_predictor
+
+EXIT_OK, EXIT_ATTENTION, EXIT_ERROR = 0, 1, 2
+
+
+def _sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def training_split_file(predictor: Predictor, out: OutputDirs) -> Path | None:
+    """The split file of the data the model was trained on (None for a model outside the chain)."""
+    if not predictor.record:
+        return None
+    return out.split if predictor.binary else out.split_ham10000
+
+
+def training_overlap(table: pd.DataFrame, predictor: Predictor, out: OutputDirs) -> dict[str, Any]:
+    """Which images of ``table`` are byte-identical to the model's training or
+    validation images, by SHA-256 against the chain's saved split."""
+    split_file = training_split_file(predictor, out)
+    if split_file is None or not split_file.is_file():
+        return {"checked": False, "why": "no training split recorded for this model: overlap not checked",
+                "n": 0, "paths": []}
+    split = load_split(split_file)
+    seen = split.loc[split["split"].isin(["train", "val"])].groupby("sha256")["split"].first().to_dict()
+    hashes = [_sha256(p) for p in table["path"]]
+    hits = [(p, seen[h]) for p, h in zip(table["path"], hashes) if h in seen]
+    by_split = pd.Series([s for _, s in hits], dtype="str").value_counts().to_dict()
+    return {"checked": True, "split_file": split_file.name, "n": len(hits),
+            "by_split": {k: int(v) for k, v in by_split.items()}, "paths": [p for p, _ in hits]}
+
+
+def _class_counts(table: pd.DataFrame, predictor: Predictor) -> tuple[dict[str, int], list[str]]:
+    """Images per class the model is scored on, and the classes with none."""
+    if predictor.binary or table["dx"].isna().all():
+        counts = {name: int((table["label"] == i).sum()) for i, name in enumerate(CLASS_NAMES)}
+    else:
+        counts = {c: int((table["dx"] == c).sum()) for c in predictor.class_names}
+    return counts, [c for c, n in counts.items() if n == 0]
+
+
+def evaluate_folder(ref: str | None, data_dir: str | os.PathLike, *, n_resamples: int = 1000, seed: int = 0,
+                    exclude_training: bool = False, out: OutputDirs | None = None) -> dict[str, Any]:
+    """Score a saved model on a labelled image folder (any layout the data layer reads).
+
+    Returns the report ``format_evaluation`` prints: the metrics, the images
+    skipped, the classes found (and missing), the overlap with the model's
+    training and validation images, and ``warnings`` in plain words.
+    """
+    out = out or output_dirs()
+    predictor = load_predictor(ref, out)
+    read = read_dataset(data_dir)
+    table = read.table
+    warnings = []
+    overlap = training_overlap(table, predictor, out)
+    if overlap["n"]:
+        where = ", ".join(f"{n} in {s}" for s, n in overlap["by_split"].items())
+        if exclude_training:
+            table = table[~table["path"].isin(overlap["paths"])]
+            warnings.append(f"{overlap['n']} image(s) are the model's own training/validation images ({where}); "
+                            "left out (--exclude-training)")
+        else:
+            warnings.append(f"{overlap['n']} of {len(table)} image(s) are the model's own training/validation "
+                            f"images ({where}): these metrics are optimistic. Rerun with --exclude-training.")
+    elif not overlap["checked"]:
+        warnings.append(overlap["why"])
+    counts, missing = _class_counts(table, predictor)
+    for key in ("missing_class_folders", "empty_class_folders"):
+        for folder in read.notes.get(key, []):
+            warnings.append(f"{key.replace('_', ' ')[:-1]}: {folder}")
+    if missing:
+        warnings.append(f"no image of class {', '.join(missing)}: the metrics that need it are undefined")
+    x, bad = load_images(table["path"].tolist(), predictor.image_size)
+    table = table[~table["path"].isin({p for p, _ in bad})]
+    if not len(table):
+        raise ValueError(f"No readable image in {data_dir} to score the model on.")
+    P = predictor.probabilities(x)
+    skipped = [{"path": str(r.path), "reason": r.reason} for r in read.skipped.itertuples()]
+    skipped += [{"path": str(path), "reason": reason} for path, reason in bad]
+    report: dict[str, Any] = {"model": predictor.name, "model_file": str(predictor.path),
+                              "data": str(Path(data_dir).resolve()),
+                              "task": "binary" if predictor.binary else "multiclass",
+                              "classes": counts, "missing_classes": missing,
+                              "training_overlap": {**overlap, "paths": overlap["paths"][:20]},  # the first 20
+                              "excluded_training": bool(exclude_training)}
+    y = table["label"].to_numpy(dtype=int)
+    if predictor.binary:
+        threshold, how = predictor.threshold
+        p = P[:, 1]
+        report.update(binary_metrics(y, p, threshold), threshold_source=how)
+    else:
+        idx = [predictor.class_names.index(c) for c in MALIGNANT_DX if c in predictor.class_names]
+        p = P[:, idx].sum(axis=1)
+        report["malignant_auc"] = binary_metrics(y, p, 0.5)["auc"]
+        if table["dx"].notna().all() and set(table["dx"]) <= set(predictor.class_names):
+            dx = table["dx"].map({c: i for i, c in enumerate(predictor.class_names)}).to_numpy(dtype=int)
+            report["multiclass"] = multiclass_metrics(
+                dx, P, predictor.class_names, n_resamples=n_resamples, seed=seed,
+                malignant_classes=[c for c in MALIGNANT_DX if c in predictor.class_names])
+            report["n"] = int(len(dx))
+        else:
+            report["n"] = int(len(y))
+            warnings.append("the folder has no diagnosis labels: only the malignant AUC "
+                            "(P(mel) + P(bcc) + P(akiec)) is scored")
+    ci = bootstrap_auc_ci(y, p, n_resamples=n_resamples, seed=seed)
+    report.update(auc_ci95=list(ci) if ci[0] is not None else None, skipped=skipped, n_skipped=len(skipped),
+                  warnings=warnings)
+    return report
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def format_evaluation(report: dict[str, Any]) -> str:
+    """A short human-readable summary of ``evaluate_folder``'s report."""
+    ci = report["auc_ci95"]
+    lines = [f"model {report['model']} on {report['data']}",
+             f"images: {report['n']} (" + ", ".join(f"{n} {c}" for c, n in report["classes"].items())
+             + f"), skipped: {report['n_skipped']}"]
+    if report["task"] == "binary":
+        lines += [f"ROC AUC {_fmt(report['auc'])}" + (f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""),
+                  f"threshold {report['threshold']:.3f} ({report['threshold_source']})"]
+        lines += [f"  {key:<18} {_fmt(report[key])}"
+                  for key in ("sensitivity", "specificity", "ppv", "npv", "balanced_accuracy", "f1", "accuracy")]
+    else:
+        lines.append(f"malignant ROC AUC (P(mel) + P(bcc) + P(akiec)) {_fmt(report['malignant_auc'])}"
+                     + (f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""))
+        m = report.get("multiclass")
+        if m:
+            lo, hi = m["balanced_accuracy_ci95"] or (None, None)
+            lines.append(f"balanced accuracy {m['balanced_accuracy']:.3f}"
+                         + (f" (95% CI {lo:.3f}-{hi:.3f})" if lo is not None else ""))
+            lines += [f"  recall {c:<6} {_fmt(v['recall'])} (n={v['support']})" for c, v in m["per_class"].items()]
+    lines += [f"  skipped {item['path']}: {item['reason']}" for item in report["skipped"]]
+    lines += [f"WARNING: {w}" for w in report["warnings"]]
+    return "\n".join(lines)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Score the model and print the report (or one JSON object). Exit code 0: scored;
+    1: scored, but read the warnings (overlap with training, missing classes,
+    skipped files); 2: nothing could be scored (no model, no data)."""
+    try:
+        report = evaluate_folder(args.model, args.data, n_resamples=args.resamples,
+                                 exclude_training=args.exclude_training)
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        print(f"evaluate: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(json.dumps(report) if args.json else format_evaluation(report))
+    for warning in report["warnings"]:
+        print(f"evaluate: WARNING: {warning}", file=sys.stderr)
+    return EXIT_ATTENTION if report["warnings"] or report["n_skipped"] else EXIT_OK

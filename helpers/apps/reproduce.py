@@ -1,0 +1,329 @@
+"""`python -m helpers reproduce`: run the notebook chain with papermill, in order, as one job.
+
+Where a run writes (the repository, or ``--output-dir``) is called its root. A
+run never writes into the root directly:
+
+1. it stages everything in ``<root>/.run-XXXX/`` (executed notebooks, figures,
+   models, results.json, the deck, and in the repository README.md);
+2. when every notebook has run, the best model is exported to TFLite and the
+   deck is built, it writes ``PROMOTE.json`` into the staging folder
+   (atomically): the list of files to move into the root and, for a whole
+   chain, the stale files to remove. From that moment the run is complete;
+3. it moves the files one by one (each move atomic) and removes the staging folder.
+
+The next run (``recover``) finishes a promotion that was interrupted after
+step 2 and deletes a staging folder that never reached it. So a run killed at
+any point, even by SIGKILL, leaves the last complete run in the root, and no
+stray folder that the next run does not clean up. A failed notebook is named;
+the executed notebooks of the failed run are kept in ``<root>/.last-failed-run/``.
+Two runs on one root at once are refused (an exclusive lock on the root folder).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import papermill as pm
+from jupyter_client.kernelspec import KernelSpecManager
+
+from .. import results
+from ..atomic import read_json, write_json
+from ..config import (DATA_ENV_VAR, HAM_ENV_VAR, NOTEBOOKS, NOTEBOOKS_DIR, OUTPUT_ENV_VAR, REPO_ROOT,
+                      DataNotFoundError, output_dirs, resolve_data_dir)
+from ..data.arrays import load_split_table
+from ..report.slides import build_presentation
+from ..report.tables import replace_readme_block, update_readme
+
+KERNEL_NAME = "skin-lesion"
+MAIN_NOTEBOOK = "Project_Main_Notebook.ipynb"  # last: reads what the others wrote, trains nothing
+STAGING_PREFIX = ".run-"
+PROMOTE_FILE = "PROMOTE.json"
+FAILED_DIR = ".last-failed-run"
+# Folders whose files a whole-chain run replaces: what it did not produce is stale.
+PRUNED = ("images", "saved_models")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class ChainError(RuntimeError):
+    """A notebook of the chain failed; the message names it."""
+
+
+class UsageError(ValueError):
+    """The run cannot start as asked (no such notebook, an output folder that is a file, ...)."""
+
+
+def ensure_kernel(name: str = KERNEL_NAME) -> str:
+    """Register a Jupyter kernel for this interpreter (idempotent), so papermill
+    runs the notebooks with the same environment as the caller."""
+    spec = KernelSpecManager().find_kernel_specs().get(name)
+    if spec is None or not Path(spec, "kernel.json").read_text().count(sys.executable):
+        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", name,
+                        "--display-name", f"Python 3 ({name})"], check=True, capture_output=True)
+    return name
+
+
+@contextlib.contextmanager
+def _env(**values: str) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def select_notebooks(patterns: Sequence[str] | None) -> list[str]:
+    """The chain's notebooks whose names start with one of ``patterns`` (all for None).
+
+    An empty list of patterns, or one that matches no notebook, is a usage error
+    naming the notebooks: running the whole chain instead would overwrite a
+    full run's outputs by mistake.
+    """
+    if patterns is None:
+        return list(NOTEBOOKS)
+    chosen = [nb for nb in NOTEBOOKS if any(nb.startswith(p) for p in patterns)]
+    unmatched = [p for p in patterns if not any(nb.startswith(p) for nb in NOTEBOOKS)]
+    if not patterns or unmatched:
+        what = f"no notebook starts with {', '.join(map(repr, unmatched))}" if unmatched else "no notebook named"
+        raise UsageError(f"--notebooks: {what}. The notebooks are:\n  " + "\n  ".join(NOTEBOOKS))
+    return chosen
+
+
+def declared_parameters(notebook: Path) -> set[str]:
+    """The names in a notebook's cell tagged ``parameters``."""
+    return set(pm.inspect_notebook(str(notebook)))
+
+
+def run_notebooks(work: Path, *, notebooks: Sequence[str], parameters: dict[str, Any],
+                  kernel_name: str, log=print) -> dict[str, float]:
+    """Execute ``notebooks`` in order with their outputs going to ``work``; returns wall times.
+
+    Each notebook gets only the ``parameters`` its parameters cell declares.
+    Each time is recorded in results.json as soon as its notebook ends, so a
+    later notebook (the main one) can report the run it belongs to.
+    """
+    (work / "notebooks").mkdir(parents=True, exist_ok=True)
+    timings = {}
+    # TF_CPP_MIN_LOG_LEVEL: TensorFlow's C++ start-up chatter is not for readers.
+    with _env(**{OUTPUT_ENV_VAR: str(work), "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}):
+        for nb in notebooks:
+            log(f"[reproduce] {nb} ...")
+            start = time.perf_counter()
+            declared = declared_parameters(NOTEBOOKS_DIR / nb)
+            try:
+                pm.execute_notebook(NOTEBOOKS_DIR / nb, work / "notebooks" / nb,
+                                    parameters={k: v for k, v in parameters.items() if k in declared},
+                                    kernel_name=kernel_name, cwd=str(NOTEBOOKS_DIR), progress_bar=False,
+                                    log_output=False)
+            except Exception as exc:  # papermill raises its own error type, nbclient others
+                raise ChainError(f"notebook {nb} failed: {type(exc).__name__}: {str(exc)[-3000:]}") from exc
+            timings[nb] = round(time.perf_counter() - start, 1)
+            results.update_results({"timings": {nb: timings[nb]}}, output_dirs(work).results)
+            log(f"[reproduce] {nb} done in {timings[nb]:.0f} s")
+    return timings
+
+
+def _export_best(out, data_dir: str, log) -> None:
+    """TFLite export of the best model, checked against Keras and timed (results: "deployment")."""
+    from .tflite import export_best_and_benchmark  # TensorFlow: only when the chain gets this far
+
+    try:
+        deployment = export_best_and_benchmark(out, data_dir)
+    except FileNotFoundError as exc:  # e.g. `--notebooks 1`: no saved model or split yet
+        log(f"[reproduce] TFLite export skipped: {exc}")
+        return
+    log(f"[reproduce] TFLite export of {deployment['model']} checked and timed in {deployment['seconds']:.0f} s")
+
+
+def _readme_predict_example(readme: Path, root: Path, data_dir: str, log) -> None:
+    """README's `predict` example: real output of the best model on the first
+    malignant image of the cleaned test split (the run's files in ``root``)."""
+    from ..models.saved import load_predictor  # TensorFlow: only when the chain gets this far
+    from .predict import format_text, predict_paths  # imports TensorFlow too
+
+    out = output_dirs(root)
+    try:
+        table = load_split_table(data_dir, out)
+        predictor = load_predictor(None, out)
+    except FileNotFoundError as exc:
+        log(f"[reproduce] README predict example not updated: {exc}")
+        return
+    path = sorted(table.loc[(table["split"] == "test") & (table["label"] == 1), "path"])[0]
+    predictions, _ = predict_paths(predictor, [path])
+    shown = os.path.relpath(path, data_dir)
+    text = format_text(predictor, predictions).replace(str(root) + "/", "").replace(str(data_dir) + "/", "")
+    block = f"```console\n$ python -m helpers predict $SKIN_DATA_DIR/{shown}\n{text.rstrip()}\n```\n"
+    replace_readme_block(readme, "predict", block)
+
+
+# ---------------------------------------------------------------------------
+# Staging, promotion, recovery
+# ---------------------------------------------------------------------------
+
+def _files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def promote(work: Path, root: Path, prune: bool) -> None:
+    """Make the finished run in ``work`` the root's run (see the module docstring).
+
+    ``prune`` (a whole chain): files in the root's images/ and saved_models/
+    that this run did not produce are stale and removed, so nothing from an
+    older run is mistaken for this one's.
+    """
+    produced = [f for f in _files(work) if f != PROMOTE_FILE]
+    stale = [str(p.relative_to(root)) for folder in PRUNED if prune for p in sorted((root / folder).glob("*"))
+             if p.is_file() and str(p.relative_to(root)) not in produced]
+    write_json(work / PROMOTE_FILE, {"move": produced, "remove": stale})  # the commit point
+    _finish_promotion(work, root)
+
+
+def _finish_promotion(work: Path, root: Path) -> None:
+    """Carry out (or carry on with) the promotion ``work/PROMOTE.json`` describes; idempotent."""
+    plan = read_json(work / PROMOTE_FILE)
+    for rel in plan["remove"]:
+        (root / rel).unlink(missing_ok=True)
+    for rel in plan["move"]:
+        if (work / rel).is_file():  # not yet moved by an interrupted promotion
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(work / rel, root / rel)
+    shutil.rmtree(work)
+
+
+def recover(root: Path, log=print) -> None:
+    """Finish the promotion of a run that was killed after its commit point, and
+    delete the staging folders of runs that never reached it."""
+    for work in sorted(root.glob(f"{STAGING_PREFIX}*")):
+        if not work.is_dir():
+            continue
+        if (work / PROMOTE_FILE).is_file():
+            log(f"[reproduce] finishing the promotion of an interrupted run ({work.name})")
+            _finish_promotion(work, root)
+        else:
+            log(f"[reproduce] removing the staging folder of an unfinished run ({work.name})")
+            shutil.rmtree(work)
+
+
+@contextlib.contextmanager
+def _exclusive(root: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the root folder for the run (released even on SIGKILL)."""
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(f"another `reproduce` is writing to {root}; wait for it to finish") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _prepare_root(output_dir: str | os.PathLike | None) -> Path:
+    """The run's root: the repository, or ``output_dir`` (relative to the current
+    directory), created when missing; a clear UsageError when it cannot be."""
+    if output_dir is None:
+        return REPO_ROOT
+    root = Path(output_dir).expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"--output-dir {root} is a file, not a folder: give a folder (it is created if missing)")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-")
+        probe.close()
+    except OSError as exc:
+        raise UsageError(f"--output-dir {root} cannot be written: {exc.strerror or exc}") from exc
+    return root
+
+
+def reproduce(*, quick: bool = False, data_dir: str | os.PathLike | None = None,
+              output_dir: str | os.PathLike | None = None, notebooks: Sequence[str] | None = None,
+              parameters: dict[str, Any] | None = None, log: Callable[..., None] = print) -> dict[str, Any]:
+    """Run the chain and return the final results.
+
+    ``data_dir`` (else $SKIN_DATA_DIR, else data/) and ``output_dir`` are
+    relative to the current directory; the notebooks get absolute paths.
+    Without ``output_dir`` the run is promoted into the repository and README's
+    generated blocks are rewritten; with it, everything (executed notebooks
+    included) goes there and the repository is left untouched.
+    """
+    notebooks = list(notebooks if notebooks is not None else NOTEBOOKS)
+    data_root = resolve_data_dir(data_dir)
+    root = _prepare_root(output_dir)
+    in_repo = output_dir is None
+    whole_chain = notebooks == list(NOTEBOOKS)
+    # Absolute paths for the kernels, which run in notebooks/: a relative path means the caller's folder.
+    env = {DATA_ENV_VAR: str(data_root)}
+    if os.environ.get(HAM_ENV_VAR):
+        env[HAM_ENV_VAR] = str(Path(os.environ[HAM_ENV_VAR]).expanduser().resolve())
+    # The data folder reaches the notebooks through the environment, so the executed notebooks do not
+    # carry this machine's paths; notebook parameters stay what a reader would set by hand.
+    params = {"quick": quick, **(parameters or {})}
+    kernel = ensure_kernel()
+    with _exclusive(root), _env(**env):
+        recover(root, log)
+        work = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=root))
+        out = output_dirs(work)
+        try:
+            if not whole_chain and (root / "saved_models").is_dir():
+                # A partial rerun (say notebook 3 alone) must find what earlier notebooks saved.
+                shutil.copytree(root / "saved_models", out.models, dirs_exist_ok=True)
+            start = time.perf_counter()
+            results.update_results({"run": results.run_info(quick)}, out.results)
+            run_notebooks(work, notebooks=[nb for nb in notebooks if nb != MAIN_NOTEBOOK], parameters=params,
+                          kernel_name=kernel, log=log)
+            _export_best(out, str(data_root), log)
+            if MAIN_NOTEBOOK in notebooks:  # after the export, so it can show the deployment record
+                run_notebooks(work, notebooks=[MAIN_NOTEBOOK], parameters=params, kernel_name=kernel, log=log)
+            final = results.update_results(
+                {"run": {"chain_seconds": round(time.perf_counter() - start, 1), "chain_notebooks": notebooks}},
+                out.results)
+            build_presentation(final, out.images, work / "Presentation.pdf")
+            if in_repo:
+                shutil.copy2(REPO_ROOT / "README.md", work / "README.md")
+                update_readme(work / "README.md", final)
+                _readme_predict_example(work / "README.md", work, str(data_root), log)
+        except BaseException:
+            failed = work / "notebooks"
+            if any(failed.glob("*.ipynb")):
+                keep = root / FAILED_DIR
+                shutil.rmtree(keep, ignore_errors=True)
+                shutil.move(str(failed), keep)
+                log(f"[reproduce] the run failed; its executed notebooks are in {keep}. "
+                    "The previous run's notebooks, models and results were left in place.")
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        promote(work, root, prune=whole_chain)
+        shutil.rmtree(root / FAILED_DIR, ignore_errors=True)  # the last run succeeded
+    log(f"[reproduce] the run is in {root}"
+        + (" (notebooks, figures, models, results.json, Presentation.pdf and README)" if in_repo else ""))
+    return final
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    """``python -m helpers reproduce``: exit code 0 when the chain ran, 1 when a notebook
+    failed, 2 when it could not start (no data, no such notebook, an unusable output folder)."""
+    try:
+        notebooks = select_notebooks(args.notebooks)
+        final = reproduce(quick=args.quick, data_dir=args.data_dir, output_dir=args.output_dir,
+                          notebooks=notebooks)
+    except (DataNotFoundError, UsageError) as exc:
+        print(f"[reproduce] {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ChainError as exc:
+        print(f"[reproduce] FAILED: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"[reproduce] done in {final['run']['chain_seconds'] / 60:.1f} min")
+    return EXIT_OK

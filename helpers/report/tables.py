@@ -1,0 +1,260 @@
+"""What a run says, read from results.json: tables, headline numbers and plain
+sentences, shared by the notebooks, the main notebook, README and the slides.
+
+Nothing here trains or evaluates; every number comes from results.json.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..atomic import write_text
+from ..results import best_on_validation, model_records
+
+
+NEXT_STEPS = [
+    "Score the models on external test sets from other clinics and devices.",
+    "Higher resolution (224 px) and ensembles on a GPU; test-time augmentation.",
+    "Colour constancy and lesion segmentation to reduce reliance on artefacts.",
+]
+
+
+def _ci(ci) -> str:
+    return f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "n/a"
+
+
+def binary_table(models: dict[str, Any]) -> pd.DataFrame:
+    """One row per binary model record (``results["models"]``, or a notebook's own
+    records): test metrics at the validation-chosen threshold."""
+    rows = []
+    for name, m in models.items():
+        t = m.get("test", {})
+        rows.append({"model": name, "weights": m.get("weights"), "image size": m.get("image_size"),
+                     "test n": t.get("n"), "AUC": t.get("auc"), "AUC 95% CI": _ci(t.get("auc_ci95")),
+                     "sensitivity": t.get("sensitivity"), "specificity": t.get("specificity"),
+                     "balanced acc.": t.get("balanced_accuracy"), "threshold": m.get("threshold"),
+                     "validation AUC": m.get("validation", {}).get("auc"),
+                     "train s": None if m.get("train_seconds") is None else round(m["train_seconds"])})
+    return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
+
+
+def multiclass_table(results: dict[str, Any]) -> pd.DataFrame:
+    """One row per HAM10000 seven-class model (empty when that chapter has not run)."""
+    rows = []
+    for name, m in model_records({"multiclass": results.get("multiclass", {})}, include_multiclass=True).items():
+        t = m["test"]
+        rows.append({"model": name, "inputs": m.get("inputs"), "test n": t.get("n"),
+                     "balanced acc.": t.get("balanced_accuracy"),
+                     "95% CI": _ci(t.get("balanced_accuracy_ci95")), "macro AUC": t.get("auc_macro_ovr"),
+                     "top-2 acc.": t.get("top2_accuracy"),
+                     "malignant AUC": (t.get("malignant") or {}).get("auc")})
+    return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
+
+
+def multiclass_summary_lines(results: dict[str, Any]) -> list[str]:
+    """Plain sentences on the seven-class chapter, generated from results.json
+    (notebook 5 prints them; empty when that chapter has not run)."""
+    section = results.get("multiclass", {})
+    recs = model_records({"multiclass": section}, include_multiclass=True)
+    by_inputs = {r.get("inputs"): (name, r) for name, r in recs.items()}
+    if not {"image", "image+metadata"} <= set(by_inputs):
+        return []
+    data, gain = section.get("data", {}), section.get("metadata_gain", {})
+    img, fus = by_inputs["image"][1]["test"], by_inputs["image+metadata"][1]["test"]
+
+    def with_ci(m: dict, key: str) -> str:
+        return f"{m[key]:.3f} (95% CI {_ci(m.get(key + '_ci95'))})"
+
+    size = data.get("image_size")
+    lines = [f"Seven diagnoses, {img['n']} held-out test images of HAM10000 ({data.get('images_used', 'n/a')} used "
+             f"in all, {'a quick subset' if data.get('quick') else 'the whole set'}).",
+             f"Image model (Lite0{f', {size}x{size}' if size else ''}): balanced accuracy "
+             f"{with_ci(img, 'balanced_accuracy')}, macro AUC {img['auc_macro_ovr']:.3f}, top-2 accuracy "
+             f"{img['top2_accuracy']:.3f}, malignant AUC {img['malignant']['auc']:.3f}.",
+             f"With age, sex and site: balanced accuracy {with_ci(fus, 'balanced_accuracy')}, macro AUC "
+             f"{fus['auc_macro_ovr']:.3f}, malignant AUC {with_ci(fus['malignant'], 'auc')}."]
+    mel = fus["per_class"].get("mel", {})
+    if mel.get("recall") is not None:
+        lines.append(f"Melanoma (image + metadata model, {mel['support']} test images): recall {mel['recall']:.3f}, "
+                     f"precision {mel['precision']:.3f}." if mel.get("precision") is not None
+                     else f"Melanoma: recall {mel['recall']:.3f}, no image called melanoma.")
+    if "metadata" in by_inputs:
+        kind, meta = by_inputs["metadata"][0], by_inputs["metadata"][1]["test"]
+        lines.append(f"Metadata alone ({kind}): balanced accuracy {meta['balanced_accuracy']:.3f} (chance: 1/7 = "
+                     f"0.143), malignant AUC {meta['malignant']['auc']:.3f}.")
+    if gain.get("ci95"):
+        lo, hi = gain["ci95"]
+        verdict = ("the interval includes zero: no gain that this test split can distinguish from chance"
+                   if lo <= 0 <= hi else "the interval excludes zero: a " + ("gain" if lo > 0 else "loss")
+                   + " beyond resampling noise on this test split")
+        lines.append(f"What the metadata adds (same network, paired bootstrap over the test images): "
+                     f"{gain['difference']:+.3f} balanced accuracy (95% CI {lo:+.3f} to {hi:+.3f}; {verdict}); "
+                     f"on validation {gain.get('validation_difference', float('nan')):+.3f}.")
+    stage1 = data.get("stage1_validation_balanced_accuracy", {})
+    if {"image", "image+metadata"} <= set(stage1) and "validation_difference" in gain:
+        lines.append(f"On frozen ImageNet features (stage 1) the metadata changed validation balanced accuracy by "
+                     f"{stage1['image+metadata'] - stage1['image']:+.3f}; after fine-tuning, by "
+                     f"{gain['validation_difference']:+.3f}.")
+    recall = {c: m["recall"] for c, m in fus["per_class"].items() if m.get("recall") is not None}
+    if recall:
+        worst = min(recall, key=recall.get)
+        lines.append(f"Hardest diagnosis for the fused model: {worst} (recall {recall[worst]:.2f} on "
+                     f"{fus['per_class'][worst]['support']} test images).")
+    return lines
+
+
+def best_binary_model(results: dict[str, Any]) -> str | None:
+    """The binary model with the best validation AUC (the test set plays no part)."""
+    return best_on_validation(results.get("models", {}))
+
+
+def headline(results: dict[str, Any]) -> dict[str, Any]:
+    """The numbers the summary leads with."""
+    data, models = results.get("data", {}), results.get("models", {})
+    best = best_binary_model(results)
+    out = {"data_name": data.get("name"), "images_used": data.get("images_used"),
+           "duplicate_groups": data.get("duplicate_groups"),
+           "test_duplicates_dropped": data.get("test_duplicates_dropped"), "best_model": best}
+    if best:
+        m = models[best]
+        out.update(best_auc=m["test"]["auc"], best_auc_ci=m["test"].get("auc_ci95"),
+                   best_sensitivity=m["test"]["sensitivity"], best_specificity=m["test"]["specificity"],
+                   best_threshold=m["threshold"], best_weights=m.get("weights"))
+    study = results.get("seed_study")
+    if study:
+        out.update(seed_model=study["model"], seed_n=len(study["seeds"]), seed_mean=study["mean"],
+                   seed_sd=study["sd"])
+    return out
+
+
+def comparison_lines(results: dict[str, Any]) -> list[str]:
+    """The paired test-AUC differences notebook 3 recorded for the best model."""
+    best = best_binary_model(results)
+    vs = results.get("models", {}).get(best, {}).get("auc_vs", {}) if best else {}
+    return [f"{best} minus {other}: test AUC {r['difference']:+.3f} (paired bootstrap 95% CI "
+            f"{r['ci95'][0]:+.3f} to {r['ci95'][1]:+.3f})." for other, r in vs.items()]
+
+
+def summary_lines(results: dict[str, Any]) -> list[str]:
+    """Plain sentences stating the main results, generated from results.json."""
+    h = headline(results)
+    lines = []
+    if h.get("images_used") is not None:
+        lines.append(f"{h['images_used']} images of {h['data_name']} were used; "
+                     f"{h['duplicate_groups']} groups of duplicate photos were found and "
+                     f"{h['test_duplicates_dropped']} test images with a copy in the training split were "
+                     "dropped from the test set.")
+    if h.get("best_model"):
+        lines.append(f"Best model on validation: {h['best_model']} (weights: {h['best_weights']}). "
+                     f"Cleaned test set ROC AUC {h['best_auc']:.3f} (95% CI {_ci(h['best_auc_ci'])}); at the "
+                     f"threshold chosen on validation ({h['best_threshold']:.3f}) sensitivity "
+                     f"{h['best_sensitivity']:.3f}, specificity {h['best_specificity']:.3f}.")
+    if h.get("seed_n", 0) > 1:
+        lines.append(f"Over {h['seed_n']} seeds, {h['seed_model']} reached a mean test AUC of "
+                     f"{h['seed_mean']:.3f} (standard deviation {h['seed_sd']:.3f}).")
+    mc = multiclass_table(results)
+    if len(mc):
+        best_mc = mc["balanced acc."].idxmax()
+        lines.append(f"Seven HAM10000 diagnoses: best balanced accuracy {mc.loc[best_mc, 'balanced acc.']:.3f} "
+                     f"(95% CI {mc.loc[best_mc, '95% CI']}) with {best_mc}.")
+    return lines
+
+
+def _sizes(results: dict[str, Any]) -> str:
+    sizes = sorted({m.get("image_size") for m in results.get("models", {}).values() if m.get("image_size")})
+    return " and ".join(f"{s}x{s}" for s in sizes) or "n/a"
+
+
+def _target(results: dict[str, Any]) -> str:
+    targets = {m.get("target_sensitivity") for m in results.get("models", {}).values()} - {None}
+    return ", ".join(f"{t:.2f}" for t in sorted(targets)) or "n/a"
+
+
+def limitations(results: dict[str, Any]) -> list[str]:
+    data = results.get("data", {})
+    return [
+        f"Small data: {data.get('images_used', 'n/a')} images from one processed ISIC Archive set "
+        f"({data.get('name', 'n/a')}); one split; one seed per model except the seed study.",
+        f"Low resolution for a CPU budget: {_sizes(results)} pixels.",
+        "External validity unknown: other clinics, cameras and skin types may differ; scored separately.",
+        "Published reader-study operating points were measured on other images: orientation, not a contest.",
+        "A research and teaching project, not a medical device: no prediction here is a diagnosis.",
+    ]
+
+
+def method_lines(results: dict[str, Any]) -> list[str]:
+    n_resamples = {m.get("bootstrap", {}).get("n_resamples") for m in results.get("models", {}).values()} - {None}
+    return [
+        "Validation split carved from the training data, grouped by duplicate group, stratified, fixed seed.",
+        f"Threshold chosen on validation for sensitivity of at least {_target(results)}; the test set only reports.",
+        "Augmentation drawn afresh every epoch: flips, 90-degree rotations, crops, colour jitter.",
+        "Transfer learning in two stages: head on frozen features, then the top blocks fine-tuned.",
+        f"AUC with a 95% bootstrap interval ({', '.join(map(str, sorted(n_resamples))) or 'n/a'} resamples "
+        "of the test images).",
+    ]
+
+
+def markdown_table(table: pd.DataFrame, digits: int = 3) -> str:
+    """A DataFrame as a GitHub markdown table (floats to ``digits`` places, None as n/a)."""
+    def cell(v):
+        if v is None or (isinstance(v, float) and v != v):
+            return "n/a"
+        return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+    cols = [table.index.name or ""] + list(table.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(cell(v) for v in (idx, *row)) + " |"
+              for idx, row in zip(table.index, table.itertuples(index=False))]
+    return "\n".join(lines) + "\n"
+
+
+def readme_markdown(results: dict[str, Any]) -> str:
+    """README's generated results block: tables, seed spread, timings, run."""
+    if not results.get("models"):
+        return "_No results yet: run `make reproduce`._\n"
+    parts = ["**Benign vs malignant**, cleaned test set; sensitivity and specificity at the threshold "
+             "chosen on validation; one seed per model.\n\n", markdown_table(binary_table(results["models"]))]
+    study = results.get("seed_study")
+    if study and len(study["seeds"]) > 1:
+        parts.append(f"\n{study['model']} over {len(study['seeds'])} seeds: test AUC mean {study['mean']:.3f}, "
+                     f"sd {study['sd']:.3f} (range {study['min']:.3f}-{study['max']:.3f}).\n")
+    comparisons = comparison_lines(results)
+    if comparisons:
+        parts.append("\n" + "".join(f"- {line}\n" for line in comparisons))
+    mc = multiclass_table(results)
+    if len(mc):
+        parts += ["\n**Seven HAM10000 diagnoses**, test set; balanced accuracy = mean per-class recall.\n\n",
+                  markdown_table(mc)]
+    timings, run = results.get("timings", {}), results.get("run", {})
+    if timings:
+        parts.append("\nWall time per notebook (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items())
+                     + (f"; whole chain {run['chain_seconds'] / 60:.1f} min" if run.get("chain_seconds") else "")
+                     + ".\n")
+    if run:
+        parts.append(f"\nRun: commit `{(run.get('commit') or 'unknown')[:10]}`, {run.get('date')}, "
+                     f"{run.get('machine', {}).get('cpu_cores')} CPU cores, no GPU, quick={run.get('quick')}.\n")
+    return "".join(parts)
+
+
+def replace_readme_block(readme: str | os.PathLike, name: str, content: str) -> bool:
+    """Rewrite the block between ``<!-- name:start -->`` and ``<!-- name:end -->``;
+    True when README changed."""
+    readme = Path(readme)
+    text = readme.read_text()
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        raise ValueError(f"{readme} has no {start} ... {end} block.")
+    new = pattern.sub(lambda _: f"{start}\n{content}{end}", text)
+    if new != text:
+        write_text(readme, new)
+    return new != text
+
+
+def update_readme(readme: str | os.PathLike, results: dict[str, Any]) -> bool:
+    """Regenerate README's results block from results.json."""
+    return replace_readme_block(readme, "results", readme_markdown(results))

@@ -1,0 +1,85 @@
+"""Training recipes recorded with their models, so a run can be repeated
+exactly: the two-stage EfficientNet-Lite0 recipe of notebook 3, and the seed
+study of notebook 6 that retrains a recorded model with further seeds."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .. import results, seeding
+from ..config import OutputDirs, output_dirs
+from ..data.arrays import SplitArrays, load_split_arrays
+from ..evaluation.binary import binary_metrics
+from ..models.transfer import build_lite0_transfer, calibrate_batch_norm, lite0_unfreezer
+from .augment import Augmentation
+from .fitting import fit_transfer, predict_proba
+
+
+@dataclass(frozen=True)
+class Lite0Recipe:
+    """How notebook 3 trains EfficientNet-Lite0 (two stages, see ``training.fit_transfer``).
+    Recorded with the model, so the seed study repeats exactly the same recipe."""
+
+    image_size: int = 128
+    head_epochs: int = 20       # stage 1: head on frozen features
+    finetune_epochs: int = 40   # stage 2 at most (early stopping on validation AUC)
+    finetune_blocks: int = 8    # top blocks of 16 opened in stage 2
+    colour_constancy: bool = True
+    batch_size: int = 32
+
+    def as_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def train_lite0(recipe: Lite0Recipe, arrays: SplitArrays, seed: int, *, pretrained: bool = True,
+                finetune_epochs: int | None = None):
+    """Build and train one Lite0 by ``recipe``; returns (TransferModel, FitResult).
+
+    Without pretrained weights the base's batch-norm statistics are first estimated
+    from training images (``calibrate_batch_norm``); ``finetune_epochs``
+    overrides the recipe's stage-2 budget (to give two models the same one).
+    """
+    if arrays.image_size != recipe.image_size:
+        raise ValueError(f"images are {arrays.image_size} px, the recipe wants {recipe.image_size}")
+    seeding.set_seed(seed)
+    tm = build_lite0_transfer(recipe.image_size, pretrained=pretrained,
+                                     colour_constancy=recipe.colour_constancy)
+    if not pretrained:
+        calibrate_batch_norm(tm, arrays.x["train"], seed=seed)
+    fit = fit_transfer(
+        tm, arrays.x, arrays.y, head_epochs=recipe.head_epochs,
+        finetune_epochs=recipe.finetune_epochs if finetune_epochs is None else finetune_epochs,
+        unfreeze=lite0_unfreezer(recipe.finetune_blocks), seed=seed,
+        batch_size=recipe.batch_size, augment=Augmentation(), verbose=0)
+    return tm, fit
+
+
+def recorded_recipe(name: str = "lite0_imagenet", out: OutputDirs | None = None
+                    ) -> tuple[dict[str, Any], Lite0Recipe]:
+    """The results.json record of a Lite0 model notebook 3 trained, and its recipe."""
+    out = out or output_dirs()
+    record = results.load_results(out.results).get("models", {}).get(name)
+    if record is None or "recipe" not in record:
+        raise LookupError(f"{out.results} has no {name} trained by a recorded recipe: run "
+                          "notebooks/3_Transfer_Learning_Models.ipynb first (with the same settings).")
+    return record, Lite0Recipe(**record["recipe"])
+
+
+def seed_study(name: str = "lite0_imagenet", repeats: int = 3, data_dir: str | None = None,
+               out: OutputDirs | None = None) -> dict[int, float]:
+    """Retrain a recorded Lite0 model with ``repeats - 1`` further seeds by its own
+    recipe and split; returns the test AUC of every seed (the recorded run counts
+    as the first), which ``report.records.record_seed_study`` records."""
+    out = out or output_dirs()
+    record, recipe = recorded_recipe(name, out)
+    arrays = load_split_arrays(recipe.image_size, data_dir, out)
+    if len(arrays.y["test"]) != record["test"]["n"]:
+        raise ValueError(f"the test set now has {len(arrays.y['test'])} images, {name} was judged on "
+                         f"{record['test']['n']}: rerun notebook 3 on this split first.")
+    aucs = {int(record["seed"]): float(record["test"]["auc"])}
+    for seed in range(int(record["seed"]) + 1, int(record["seed"]) + repeats):
+        # The random-init control was given the pretrained model's fine-tuning budget: keep it.
+        tm, _ = train_lite0(recipe, arrays, seed, pretrained=record["weights"] != "none",
+                            finetune_epochs=record.get("finetune_epochs_budget"))
+        aucs[seed] = binary_metrics(arrays.y["test"], predict_proba(tm.model, arrays.x["test"]), 0.5)["auc"]
+    return aucs

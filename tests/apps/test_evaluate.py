@@ -1,0 +1,146 @@
+"""`python -m helpers evaluate`: a saved model scored on a folder outside the data sets,
+with overlap against its own training images, missing classes and seven-class models."""
+import hashlib
+import json
+import shutil
+
+import pandas as pd
+import pytest
+from image_factory import save, textured
+from model_factory import HAM_CLASSES, save_binary_model, save_multiclass_models
+
+from helpers.apps import cli
+from helpers.data import splits
+
+
+@pytest.fixture
+def saved_model(out_dir):
+    save_binary_model(out_dir)
+    return out_dir
+
+
+def _folder(root, classes, n=5, first_seed=0):
+    """A folder per class from 'another clinic'."""
+    seed = first_seed
+    for cls in classes:
+        for i in range(n):
+            save(textured(seed, 48), root / cls / f"{i}.jpg")
+            seed += 1
+    return root
+
+
+@pytest.fixture
+def clinic_folder(tmp_path):
+    root = _folder(tmp_path / "other_clinic", ("benign", "malignant"))
+    (root / "malignant" / "broken.jpg").write_bytes(b"not a jpeg")
+    return root
+
+
+def _record_training_split(out_dir, paths, file_name="split.csv"):
+    """A split file, as notebook 1 saves it, naming ``paths`` as training/validation images."""
+    rows = [{"path": f"img{i}.jpg", "label": 0, "group": f"g{i}", "split": "train" if i % 2 else "val",
+             "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for i, p in enumerate(paths)]
+    rows.append({"path": "other.jpg", "label": 1, "group": "gx", "split": "test", "sha256": "0" * 64})
+    splits.save_split(pd.DataFrame(rows), out_dir.models / file_name)
+
+
+def test_evaluate_json_on_an_external_folder(saved_model, clinic_folder, capsys):
+    _record_training_split(saved_model, [])  # the model's training images: none of these
+    assert cli.main(["evaluate", "--data", str(clinic_folder), "--json", "--resamples", "200"]) == 1  # a skipped file
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"] == "small_cnn" and report["n"] == 10 and report["n_pos"] == 5
+    assert report["threshold"] == pytest.approx(0.37) and report["threshold_source"].startswith("chosen on validation")
+    for key in ("auc", "sensitivity", "specificity", "balanced_accuracy"):
+        assert 0 <= report[key] <= 1
+    lo, hi = report["auc_ci95"]
+    assert lo <= report["auc"] <= hi
+    assert report["n_skipped"] == 1 and report["skipped"][0]["path"].endswith("broken.jpg")
+    assert report["training_overlap"]["checked"] and report["training_overlap"]["n"] == 0
+    assert report["warnings"] == [] and report["classes"] == {"benign": 5, "malignant": 5}
+
+
+def test_overlap_with_the_models_training_images_is_loud_and_can_be_excluded(saved_model, clinic_folder, capsys):
+    own = sorted((clinic_folder / "benign").glob("*.jpg"))[:3]
+    _record_training_split(saved_model, own)
+    assert cli.main(["evaluate", "--data", str(clinic_folder), "--json", "--resamples", "100"]) == 1
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["training_overlap"]["n"] == 3 and report["n"] == 10
+    assert "are the model's own training/validation images" in captured.err and "--exclude-training" in captured.err
+    assert cli.main(["evaluate", "--data", str(clinic_folder), "--json", "--resamples", "100",
+                     "--exclude-training"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == 7 and report["excluded_training"] and "left out" in report["warnings"][0]
+
+
+def test_missing_and_empty_classes_are_named(saved_model, tmp_path, capsys):
+    _record_training_split(saved_model, [])
+    only_benign = _folder(tmp_path / "only_benign", ("benign",))
+    (only_benign / "malignant").mkdir()
+    assert cli.main(["evaluate", "--data", str(only_benign), "--json", "--resamples", "50"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["missing_classes"] == ["malignant"] and report["auc"] is None
+    assert any("empty class folder" in w and "malignant" in w for w in report["warnings"])
+    assert any("no image of class malignant" in w for w in report["warnings"])
+
+
+def test_seven_class_model_is_scored_on_a_folder_per_diagnosis(out_dir, tmp_path, capsys):
+    save_multiclass_models(out_dir)
+    save_binary_model(out_dir)
+    folder = _folder(tmp_path / "by_diagnosis", HAM_CLASSES, n=3)
+    _record_training_split(out_dir, [], "split_ham10000.csv")
+    assert cli.main(["evaluate", "--model", "ham_cnn", "--data", str(folder), "--json", "--resamples", "50"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["task"] == "multiclass" and report["n"] == 21
+    m = report["multiclass"]
+    assert set(m["per_class"]) == set(HAM_CLASSES) and 0 <= m["balanced_accuracy"] <= 1
+    assert m["malignant"]["classes"] == ["mel", "bcc", "akiec"] and report["malignant_auc"] == m["malignant"]["auc"]
+    _record_training_split(out_dir, [])
+    assert cli.main(["evaluate", "--model", "small_cnn", "--data", str(folder), "--json", "--resamples", "50"]) == 0
+    binary = json.loads(capsys.readouterr().out)  # a binary model on diagnosis folders: mel, bcc, akiec malignant
+    assert binary["task"] == "binary" and (binary["n_pos"], binary["n_neg"]) == (9, 12)
+    text_code = cli.main(["evaluate", "--model", "ham_cnn", "--data", str(folder), "--resamples", "50"])
+    text = capsys.readouterr().out
+    assert text_code == 0 and "balanced accuracy" in text and "recall mel" in text
+
+
+def test_models_evaluate_cannot_use_are_refused_with_a_message(out_dir, clinic_folder, tmp_path, capsys):
+    save_multiclass_models(out_dir)
+    assert cli.main(["evaluate", "--model", "ham_cnn_meta", "--data", str(clinic_folder)]) == 2
+    assert "needs patient metadata" in capsys.readouterr().err
+    truncated = tmp_path / "cut.keras"
+    truncated.write_bytes((out_dir.models / "ham_cnn.keras").read_bytes()[:2000])
+    assert cli.main(["evaluate", "--model", str(truncated), "--data", str(clinic_folder)]) == 2
+    err = capsys.readouterr().err
+    assert str(truncated) in err and "could not be read as a Keras model" in err and "Traceback" not in err
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(b"not a flatbuffer at all" * 10)
+    assert cli.main(["evaluate", "--model", str(broken), "--data", str(clinic_folder)]) == 2
+    assert str(broken) in capsys.readouterr().err
+
+
+def test_evaluate_by_path_without_record_uses_and_says_default_threshold(saved_model, clinic_folder, tmp_path,
+                                                                        capsys):
+    other = tmp_path / "elsewhere.keras"
+    shutil.copy(saved_model.models / "small_cnn.keras", other)
+    assert cli.main(["evaluate", "--model", str(other), "--data", str(clinic_folder), "--resamples", "100"]) == 1
+    captured = capsys.readouterr()
+    assert "default 0.5" in captured.out and "ROC AUC" in captured.out and "skipped" in captured.out
+    assert "overlap not checked" in captured.err  # a model outside the chain has no training split
+
+
+def test_evaluate_unknown_model_is_a_clear_error(saved_model, clinic_folder, capsys):
+    assert cli.main(["evaluate", "--model", "nope", "--data", str(clinic_folder)]) == 2
+    err = capsys.readouterr().err
+    assert "No model 'nope'" in err and "small_cnn" in err
+    for section in ("data", "loss_choice", "metadata_gain"):  # results.json sections are not models
+        assert cli.main(["evaluate", "--model", section, "--data", str(clinic_folder)]) == 2
+        assert f"No model '{section}'" in capsys.readouterr().err
+
+
+def test_no_readable_image_is_an_error_not_a_traceback(saved_model, tmp_path, capsys):
+    folder = tmp_path / "broken_only"
+    (folder / "benign").mkdir(parents=True)
+    (folder / "benign" / "a.jpg").write_bytes(b"nope")
+    assert cli.main(["evaluate", "--data", str(folder)]) == 2
+    assert "evaluate:" in capsys.readouterr().err

@@ -1,0 +1,236 @@
+"""The chain runner: staging and whole promotion (in the repository and in --output-dir),
+recovery after a kill, notebook selection, parameters, relative paths and usage errors.
+
+These use small stand-in notebooks; tests/test_chain.py runs the real chain, and
+test_a_killed_real_run_leaves_the_last_run_in_place below kills a real one."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from image_factory import folder_dataset
+
+from helpers import config
+from helpers.apps import cli, reproduce
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _notebook(path, source, parameters="quick = False"):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(source)]
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    nbformat.write(nb, path)
+
+
+WRITE_RESULT = """
+from helpers import config, results
+results.record_model("m", {"test": {"n": 1}}, config.output_dirs().results)
+(config.output_dirs().images / "fig.png").write_bytes(b"png")
+results.update_results({"seen": {"data_dir": str(config.resolve_data_dir(data_dir)), "quick": quick}},
+                       config.output_dirs().results)
+"""
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "README").write_text("a data folder")
+    return folder
+
+
+@pytest.fixture
+def fake_repo(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    (repo / "notebooks").mkdir(parents=True)
+    (repo / "saved_models").mkdir()
+    (repo / "saved_models" / "results.json").write_text(json.dumps({"models": {"previous": {}}}))
+    (repo / "README.md").write_text("<!-- results:start -->\n<!-- results:end -->\n"
+                                    "<!-- predict:start -->\n<!-- predict:end -->\n")
+    _notebook(repo / "notebooks" / "a.ipynb", WRITE_RESULT, "quick = False\ndata_dir = None")
+    _notebook(repo / "notebooks" / "b.ipynb", "raise RuntimeError('boom in b')")
+    monkeypatch.setattr(reproduce, "REPO_ROOT", repo)
+    monkeypatch.setattr(reproduce, "NOTEBOOKS_DIR", repo / "notebooks")
+    monkeypatch.delenv("SKIN_OUTPUT_DIR", raising=False)
+    return repo
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (hidden ones too) with its SHA-256."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_failed_notebook_leaves_previous_run_in_place(fake_repo, data_dir):
+    before = _snapshot(fake_repo / "saved_models")
+    with pytest.raises(reproduce.ChainError, match=r"(?s)notebook b\.ipynb failed.*boom in b"):
+        reproduce.reproduce(notebooks=["a.ipynb", "b.ipynb"], data_dir=data_dir, log=lambda *_: None)
+    assert _snapshot(fake_repo / "saved_models") == before
+    assert not (fake_repo / "images" / "fig.png").exists()
+    assert (fake_repo / ".last-failed-run" / "b.ipynb").exists()
+    assert not list(fake_repo.glob(".run-*"))  # staging cleaned up
+
+
+def test_successful_run_is_promoted(fake_repo, data_dir):
+    final = reproduce.reproduce(notebooks=["a.ipynb"], data_dir=data_dir, log=lambda *_: None)
+    saved = json.loads((fake_repo / "saved_models" / "results.json").read_text())
+    assert set(saved["models"]) == {"previous", "m"} and saved == final
+    assert saved["timings"]["a.ipynb"] > 0
+    assert re.fullmatch(r"[0-9a-f]{40}", saved["run"]["commit"])  # the code that ran, from git
+    assert (fake_repo / "images" / "fig.png").read_bytes() == b"png"
+    assert (fake_repo / "Presentation.pdf").read_bytes().startswith(b"%PDF")
+    executed = nbformat.read(fake_repo / "notebooks" / "a.ipynb", as_version=4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+    assert "| m |" in (fake_repo / "README.md").read_text()
+    assert not list(fake_repo.glob(".run-*")) and not (fake_repo / ".last-failed-run").exists()
+
+
+def test_output_dir_run_is_staged_and_promoted_whole(fake_repo, data_dir, tmp_path):
+    out = tmp_path / "out"
+    readme = (fake_repo / "README.md").read_text()
+    reproduce.reproduce(notebooks=["a.ipynb"], data_dir=data_dir, output_dir=out, log=lambda *_: None)
+    first = _snapshot(out)
+    assert {"saved_models/results.json", "images/fig.png", "notebooks/a.ipynb", "Presentation.pdf"} <= set(first)
+    assert not list(out.glob(".run-*")) and (fake_repo / "README.md").read_text() == readme
+    with pytest.raises(reproduce.ChainError):  # a failing second run changes nothing there
+        reproduce.reproduce(notebooks=["a.ipynb", "b.ipynb"], data_dir=data_dir, output_dir=out,
+                            log=lambda *_: None)
+    after = _snapshot(out)
+    assert {k: v for k, v in after.items() if not k.startswith(".last-failed-run/")} == first
+    assert set(after) - set(first) == {".last-failed-run/a.ipynb", ".last-failed-run/b.ipynb"}
+
+
+def test_only_declared_parameters_reach_a_notebook(fake_repo, data_dir):
+    reproduce.reproduce(notebooks=["a.ipynb"], data_dir=data_dir, parameters={"epochs": 3},
+                        log=lambda *_: None)
+    executed = nbformat.read(fake_repo / "notebooks" / "a.ipynb", as_version=4)
+    injected = next(c.source for c in executed.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert "quick = False" in injected and "epochs" not in injected
+    assert "data_dir" not in injected  # the data folder travels in the environment, not as a machine path
+
+
+def test_relative_data_dir_means_the_callers_folder(fake_repo, data_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SKIN_DATA_DIR", "data")  # relative to the caller, not to notebooks/
+    reproduce.reproduce(notebooks=["a.ipynb"], output_dir="out", log=lambda *_: None)
+    seen = json.loads((tmp_path / "out" / "saved_models" / "results.json").read_text())["seen"]
+    assert seen == {"data_dir": str(data_dir.resolve()), "quick": False}
+    monkeypatch.delenv("SKIN_DATA_DIR")
+    reproduce.reproduce(notebooks=["a.ipynb"], data_dir="data", output_dir="out2", log=lambda *_: None)
+    seen = json.loads((tmp_path / "out2" / "saved_models" / "results.json").read_text())["seen"]
+    assert seen["data_dir"] == str(data_dir.resolve())
+
+
+def test_a_promotion_cut_short_is_finished_by_the_next_run(tmp_path):
+    root = tmp_path / "root"
+    (root / "saved_models").mkdir(parents=True)
+    (root / "saved_models" / "results.json").write_text("old")
+    (root / "saved_models" / "stale.keras").write_text("stale")
+    work = root / ".run-abc"
+    (work / "saved_models").mkdir(parents=True)
+    (work / "saved_models" / "results.json").write_text("new")
+    (work / "images").mkdir()
+    (work / "images" / "fig.png").write_text("new fig")
+    (work / reproduce.PROMOTE_FILE).write_text(json.dumps({
+        "move": ["saved_models/results.json", "images/fig.png"], "remove": ["saved_models/stale.keras"]}))
+    # killed after moving the figure, before the rest
+    (root / "images").mkdir()
+    os.replace(work / "images" / "fig.png", root / "images" / "fig.png")
+    reproduce.recover(root, log=lambda *_: None)
+    assert _snapshot(root) == {
+        "saved_models/results.json": hashlib.sha256(b"new").hexdigest(),
+        "images/fig.png": hashlib.sha256(b"new fig").hexdigest()}
+    unfinished = root / ".run-def"  # never reached its commit point: discarded
+    (unfinished / "saved_models").mkdir(parents=True)
+    (unfinished / "saved_models" / "results.json").write_text("half")
+    reproduce.recover(root, log=lambda *_: None)
+    assert not list(root.glob(".run-*")) and (root / "saved_models" / "results.json").read_text() == "new"
+
+
+def test_notebook_selection_is_explicit(capsys):
+    assert reproduce.select_notebooks(None) == config.NOTEBOOKS
+    assert reproduce.select_notebooks(["3", "Project"]) == ["3_Transfer_Learning_Models.ipynb",
+                                                            "Project_Main_Notebook.ipynb"]
+    for bad in (["9"], [], ["1", "x"]):
+        with pytest.raises(reproduce.UsageError, match="1_Data_Exploration.ipynb"):
+            reproduce.select_notebooks(bad)
+    assert cli.main(["reproduce", "--notebooks", "9"]) == 2
+    err = capsys.readouterr().err
+    assert "no notebook starts with '9'" in err and "6_Seed_Variability.ipynb" in err
+    assert cli.main(["reproduce", "--notebooks"]) == 2
+
+
+def test_unusable_output_dir_is_a_clear_error(tmp_path, data_dir, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    assert cli.main(["reproduce", "--data-dir", str(data_dir), "--output-dir", str(a_file)]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert cli.main(["reproduce", "--data-dir", str(data_dir), "--output-dir", str(a_file / "sub")]) == 2
+    assert "cannot be written" in capsys.readouterr().err
+    try:  # /sys is read-only even for root on Linux machines like CI's
+        tempfile.NamedTemporaryFile(dir="/sys").close()
+        pytest.skip("/sys is writable here: no read-only folder to test with")
+    except OSError:
+        pass
+    assert cli.main(["reproduce", "--data-dir", str(data_dir), "--output-dir", "/sys/skin-lesion-test"]) == 2
+    assert "cannot be written" in capsys.readouterr().err
+
+
+def test_reproduce_without_data_says_how_to_get_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("SKIN_DATA_DIR", raising=False)
+    assert cli.main(["reproduce", "--data-dir", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "python -m helpers download" in err
+    an_image = tmp_path / "one.jpg"
+    an_image.write_bytes(b"\xff\xd8\xff")
+    assert cli.main(["reproduce", "--data-dir", str(an_image)]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def _run_notebook_1(data: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "helpers", "reproduce", "--quick", "--notebooks", "1",
+                             "--data-dir", str(data), "--output-dir", str(out)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def test_a_killed_real_run_leaves_the_last_run_in_place(tmp_path):
+    """A real quick run of notebook 1 on a tiny data set completes; a second one is
+    SIGKILLed (with its kernel) while notebook 1 runs: the first run is still there
+    byte for byte, and the next run clears what the killed one left."""
+    data = tmp_path / "tiny"
+    folder_dataset(data, {(s, c): 12 for s in ("train", "test") for c in ("benign", "malignant")}, size=64)
+    out = tmp_path / "out"
+    first = _run_notebook_1(data, out)
+    log, _ = first.communicate(timeout=300)
+    assert first.returncode == 0, log
+    before = _snapshot(out)
+    assert "saved_models/split.csv" in before and "notebooks/1_Data_Exploration.ipynb" in before
+
+    second = _run_notebook_1(data, out)
+    deadline = time.monotonic() + 120
+    while not any((w / "notebooks").is_dir() for w in out.glob(".run-*")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # the staging folder exists and papermill has started notebook 1
+    time.sleep(3)
+    os.killpg(second.pid, signal.SIGKILL)
+    second.communicate(timeout=60)
+    left = list(out.glob(".run-*"))
+    assert left, "the killed run should have been caught while staging"
+    assert {k: v for k, v in _snapshot(out).items() if not k.startswith(".run-")} == before
+
+    third = _run_notebook_1(data, out)
+    log, _ = third.communicate(timeout=300)
+    assert third.returncode == 0, log
+    assert "removing the staging folder of an unfinished run" in log
+    assert not list(out.glob(".run-*"))

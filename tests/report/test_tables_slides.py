@@ -1,0 +1,102 @@
+"""helpers.report.tables and helpers.report.slides: what is read back from results.json."""
+import matplotlib.pyplot as plt
+
+from helpers import figures
+from helpers.report import slides, tables
+
+RESULTS = {
+    "models": {
+        "small_cnn": {"weights": "none", "image_size": 64, "threshold": 0.4, "target_sensitivity": 0.9,
+                      "validation": {"auc": 0.88},
+                      "test": {"n": 100, "auc": 0.85, "auc_ci95": [0.8, 0.9], "sensitivity": 0.9,
+                               "specificity": 0.6, "accuracy": 0.75, "balanced_accuracy": 0.75}},
+        "lite0_imagenet": {"weights": "imagenet-pypi-efficientnet-lite0", "image_size": 128, "threshold": 0.55,
+                           "validation": {"auc": 0.95},
+                           "test": {"n": 100, "auc": 0.941, "auc_ci95": [0.91, 0.96], "sensitivity": 0.88,
+                                    "specificity": 0.83, "accuracy": 0.85, "balanced_accuracy": 0.855}}},
+    "seed_study": {"model": "lite0_imagenet", "seeds": [1, 2, 3], "test_auc": [0.936, 0.94, 0.944], "mean": 0.94,
+                   "sd": 0.004, "min": 0.936, "max": 0.944},
+    "multiclass": {"lite0_image": {"task": "multiclass", "inputs": "image", "test": {"n": 900, "balanced_accuracy": 0.71,
+                                                               "balanced_accuracy_ci95": [0.66, 0.76],
+                                                               "auc_macro_ovr": 0.93, "top2_accuracy": 0.9,
+                                                               "malignant": {"auc": 0.9}}}},
+    "data": {"name": "fixture", "images_used": 100, "test_duplicates_dropped": 2, "duplicate_groups": 5,
+             "source_per_class": {"fixture": {"benign": 60, "malignant": 40}}},
+    "run": {"date": "2026-01-01", "commit": "abc", "machine": {"cpu_cores": 2}, "quick": True},
+}
+
+
+def _pages(pdf_bytes: bytes) -> int:
+    return pdf_bytes.count(b"/Type /Page\n") + pdf_bytes.count(b"/Type /Page ") + pdf_bytes.count(b"/Type /Page>")
+
+
+def test_presentation_builds_from_results_and_figures(tmp_path):
+    for stem in ("transfer_roc", "lime_explanations", "duplicates_across_split", "samples_per_class"):
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [0, 1])
+        figures.save_fig(stem, fig, images_dir=tmp_path)
+    pdf = slides.build_presentation(RESULTS, tmp_path, tmp_path / "Presentation.pdf")
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF") and 10 <= _pages(data) <= 15
+
+
+def test_summary_numbers_come_from_results():
+    lines = " ".join(tables.summary_lines(RESULTS))
+    assert "lite0_imagenet" in lines and "0.941" in lines and "0.910-0.960" in lines  # best on validation
+    assert "0.940" in lines and "0.004" in lines  # seed study
+    assert "0.710" in lines  # multiclass balanced accuracy
+    assert tables.best_binary_model(RESULTS) == "lite0_imagenet"
+    table = tables.binary_table(RESULTS["models"])
+    assert table.loc["small_cnn", "AUC 95% CI"] == "0.800-0.900"
+
+
+def test_save_fig_writes_png_atomically(tmp_path):
+    fig, _ = plt.subplots()
+    path = figures.save_fig("x", fig, images_dir=tmp_path)
+    assert path.read_bytes()[:4] == b"\x89PNG" and [p.name for p in tmp_path.iterdir()] == ["x.png"]
+
+
+def test_main_notebook_builds_from_a_results_fixture(tmp_path):
+    """The main notebook trains nothing: given results.json and figures it must render them."""
+    import json
+
+    import nbformat
+
+    from helpers import config
+    from helpers.apps import reproduce
+
+    out = config.output_dirs(tmp_path / "run")
+    fixture = {**RESULTS, "run": {**RESULTS["run"], "python": "3.11", "versions": {"keras": "3"}},
+               "timings": {"1_Data_Exploration.ipynb": 1.0}}
+    fixture["data"] = {**fixture["data"], "images_found": 100, "images_read": 100, "images_skipped": 0,
+                       "exact_pairs": 1, "near_pairs": 3,
+                       "split_counts": {"train": {"benign": 40, "malignant": 30}, "val": {"benign": 10, "malignant": 5},
+                                        "test": {"benign": 10, "malignant": 5}}}
+    for name in ("small_cnn", "lite0_imagenet"):
+        m = fixture["models"][name]
+        m["test"].update({"spec_at_sens_0.90": 0.7, "spec_at_sens_0.95": 0.6})
+        m["test_at_0.5"] = {"sensitivity": 0.8, "specificity": 0.7}
+        m["calibration"] = {"test_before": {"brier": 0.2, "ece": 0.1}, "temperature": 1.5,
+                            "test_after": {"brier": 0.15, "ece": 0.05}}
+    (out.models / "results.json").write_text(json.dumps(fixture))
+    fig, ax = plt.subplots()
+    figures.save_fig("transfer_roc", fig, images_dir=out.images)
+    reproduce.run_notebooks(out.root, notebooks=["Project_Main_Notebook.ipynb"], parameters={"quick": True},
+                           kernel_name=reproduce.ensure_kernel(), log=lambda *_: None)
+    nb = nbformat.read(out.root / "notebooks" / "Project_Main_Notebook.ipynb", as_version=4)
+    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/markdown", ""))
+                     + str(o.get("data", {}).get("text/plain", ""))
+                     for c in nb.cells for o in c.get("outputs", []))
+    assert "0.941" in text and "0.910-0.960" in text  # the best model's AUC and CI, from the fixture
+    assert "0.710" in text  # the seven-class table
+    assert "image/png" in str(nb.cells)  # the ROC figure is embedded
+
+
+def test_comparison_lines_state_the_paired_differences_of_the_best_model():
+    results = {**RESULTS, "models": {**RESULTS["models"], "lite0_imagenet": {
+        **RESULTS["models"]["lite0_imagenet"],
+        "auc_vs": {"small_cnn": {"difference": 0.0181, "ci95": [0.0042, 0.0325]}}}}}
+    assert tables.comparison_lines(results) == [
+        "lite0_imagenet minus small_cnn: test AUC +0.018 (paired bootstrap 95% CI +0.004 to +0.033)."]
+    assert "- lite0_imagenet minus small_cnn: test AUC +0.018" in tables.readme_markdown(results)
+    assert tables.comparison_lines(RESULTS) == []
