@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -63,10 +64,16 @@ class UsageError(ValueError):
 
 def ensure_kernel(name: str = KERNEL_NAME) -> str:
     """Register a Jupyter kernel for this interpreter (idempotent), so papermill
-    runs the notebooks with the same environment as the caller."""
+    runs the notebooks with the same environment as the caller.
+
+    The interpreter is named by its environment's real folder, so reaching the
+    same venv through a link does not register it again under another path.
+    """
+    python = Path(sys.prefix).resolve() / "bin" / Path(sys.executable).name
+    python = str(python if python.exists() else sys.executable)
     spec = KernelSpecManager().find_kernel_specs().get(name)
-    if spec is None or not Path(spec, "kernel.json").read_text().count(sys.executable):
-        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", name,
+    if spec is None or python not in json.loads(Path(spec, "kernel.json").read_text())["argv"]:
+        subprocess.run([python, "-m", "ipykernel", "install", "--sys-prefix", "--name", name,
                         "--display-name", f"Python 3 ({name})"], check=True, capture_output=True)
     return name
 
