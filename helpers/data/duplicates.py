@@ -17,7 +17,11 @@
   transposes the block -- and the distance of a pair is the smallest Hamming
   distance over the eight.
 
-* ``assign_groups`` joins images linked by either relation or by the same
+* Similar learned features (``similar_pairs``: cosine of pooled ImageNet
+  features) catch what a hash misses: a second photo of one lesion, a shifted
+  or re-cropped copy.
+
+* ``assign_groups`` joins images linked by any of these relations or by the same
   non-null ``lesion_id`` into connected components (so groups are transitive).
 
 Threshold (fine hash), measured 2026-11 on isic-mvb + HAM10000 (9,281 images;
@@ -234,37 +238,87 @@ def _same_key_edges(keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(len(keys))[mask], first[mask]
 
 
-def assign_groups(table: pd.DataFrame, threshold: int = PHASH_THRESHOLD) -> pd.DataFrame:
-    """Return a copy of ``table`` with ``sha256``, ``phash`` and ``group`` columns.
+def similar_pairs(features: np.ndarray, threshold: float, block: int = 1024) -> pd.DataFrame:
+    """Pairs i < j whose feature vectors have a cosine similarity of at least ``threshold``.
 
-    ``phash`` is the plain coarse 256-bit pHash (64 hex digits; "" when the
-    image cannot be decoded). ``group`` ("g00000", numbered in table order)
-    joins rows with the same SHA-256, a fine pHash distance <= ``threshold``
-    under some flip/rotation, or the same non-null ``lesion_id``.
+    ``features``: (n, d), e.g. the pooled ImageNet features of a pretrained
+    network, which stay close for a second photo of one lesion or a shifted,
+    re-cropped or re-coloured copy that a perceptual hash misses. Columns i, j
+    (int64) and cosine (float64).
+    """
+    f = np.asarray(features, dtype=np.float32)
+    f = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+    rows_i, rows_j, sims = [], [], []
+    for start in range(0, len(f), block):
+        cos = f[start:start + block] @ f.T
+        i, j = np.nonzero(cos >= threshold)
+        keep = j > i + start
+        rows_i.append(i[keep] + start)
+        rows_j.append(j[keep])
+        sims.append(cos[i[keep], j[keep]])
+    i, j = (np.concatenate(rows_i), np.concatenate(rows_j)) if rows_i else (np.empty(0, int), np.empty(0, int))
+    return pd.DataFrame({"i": i.astype("int64"), "j": j.astype("int64"),
+                         "cosine": (np.concatenate(sims) if sims else np.empty(0)).astype("float64")})
+
+
+def _components(n: int, edges: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Connected component of each of ``n`` rows under the given edges."""
+    a = np.concatenate([np.arange(n)] + [e[0] for e in edges])
+    b = np.concatenate([np.arange(n)] + [e[1] for e in edges])
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def group_images(table: pd.DataFrame, threshold: int = PHASH_THRESHOLD,
+                 similar: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
+    """``assign_groups`` and a report of how many groups each rule made.
+
+    Rules, in order: the same file (SHA-256), a near copy (pHash), the same
+    ``lesion_id``, and -- when ``similar`` pairs (i, j into ``table``'s rows)
+    are given -- similar learned features. The report gives, after each rule is
+    added, the groups holding several images and the images in them.
     """
     out = table.copy()
     h = compute_hashes(out["path"])
     n = len(out)
     out["sha256"] = pd.Series(h.shas, index=out.index, dtype="str")
     out["phash"] = pd.Series([h.phash_hex(k) for k in range(n)], index=out.index, dtype="str")
-    edges_a, edges_b = [np.arange(n)], [np.arange(n)]
-    keys = [out["sha256"]] + ([out["lesion_id"]] if "lesion_id" in out else [])
-    for key in keys:
-        a, b = _same_key_edges(key.reset_index(drop=True))
-        edges_a.append(a)
-        edges_b.append(b)
     pairs = near_pairs(h, threshold)
-    edges_a.append(pairs["i"].to_numpy())
-    edges_b.append(pairs["j"].to_numpy())
-    a, b = np.concatenate(edges_a), np.concatenate(edges_b)
-    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
-    _, component = connected_components(graph, directed=False)
+    rules = [("same file (SHA-256)", _same_key_edges(out["sha256"].reset_index(drop=True))),
+             ("near copy (pHash)", (pairs["i"].to_numpy(), pairs["j"].to_numpy()))]
+    if "lesion_id" in out:
+        rules.append(("same lesion_id", _same_key_edges(out["lesion_id"].reset_index(drop=True))))
+    if similar is not None:
+        rules.append(("similar features", (similar["i"].to_numpy(), similar["j"].to_numpy())))
+    steps, edges = [], []
+    for name, edge in rules:
+        edges.append(edge)
+        sizes = pd.Series(_components(n, edges)).value_counts()
+        steps.append({"rule": name, "groups_with_several_images": int((sizes > 1).sum()),
+                      "images_in_them": int(sizes[sizes > 1].sum())})
+    component = _components(n, edges)
     # number the groups by first appearance so ids follow the table order
     _, first_row = np.unique(component, return_index=True)
     rank = np.empty(len(first_row), dtype=np.int64)
     rank[np.argsort(first_row)] = np.arange(len(first_row))
     out["group"] = pd.Series([f"g{k:05d}" for k in rank[component]], index=out.index, dtype="str")
-    return out
+    for prev, step in zip([{"groups_with_several_images": 0, "images_in_them": 0}] + steps, steps):
+        step["groups_added"] = step["groups_with_several_images"] - prev["groups_with_several_images"]
+        step["images_added"] = step["images_in_them"] - prev["images_in_them"]
+    return out, {"rules": steps}
+
+
+def assign_groups(table: pd.DataFrame, threshold: int = PHASH_THRESHOLD,
+                  similar: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Return a copy of ``table`` with ``sha256``, ``phash`` and ``group`` columns.
+
+    ``phash`` is the plain coarse 256-bit pHash (64 hex digits; "" when the
+    image cannot be decoded). ``group`` ("g00000", numbered in table order)
+    joins rows with the same SHA-256, a fine pHash distance <= ``threshold``
+    under some flip/rotation, the same non-null ``lesion_id``, or (given
+    ``similar``) similar learned features.
+    """
+    return group_images(table, threshold, similar)[0]
 
 
 def duplicate_pairs(table: pd.DataFrame, threshold: int = PHASH_THRESHOLD) -> pd.DataFrame:

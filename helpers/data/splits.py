@@ -46,18 +46,24 @@ def quick_subset(table: pd.DataFrame, n: int, seed: int,
 
 
 def _strata(table: pd.DataFrame, n_splits: int) -> np.ndarray:
-    """Stratify by dx where every dx is common enough, else by label.
+    """Stratify by dx where every dx is common enough, else by label; by data set too
+    when the table holds several.
 
     A dx with fewer rows than ``n_splits`` cannot be spread over the folds, so
     it is folded into its binary label ("benign"/"malignant").
     """
     label_names = table["label"].map(dict(enumerate(CLASS_NAMES))).astype("str")
     if "dx" not in table or table["dx"].isna().all():
-        return label_names.to_numpy()
-    strata = table["dx"].fillna(label_names).astype("str")
-    counts = strata.value_counts()
-    rare = strata.map(counts) < n_splits
-    return strata.mask(rare, label_names).to_numpy()
+        strata = label_names
+    else:
+        strata = table["dx"].fillna(label_names).astype("str")
+        rare = strata.map(strata.value_counts()) < n_splits
+        strata = strata.mask(rare, label_names)
+    if "dataset" in table and table["dataset"].nunique() > 1:
+        strata = table["dataset"].astype("str") + "/" + strata
+        rare = strata.map(strata.value_counts()) < n_splits
+        strata = strata.mask(rare, table["dataset"].astype("str") + "/" + label_names)
+    return strata.to_numpy()
 
 
 def _carve(table: pd.DataFrame, fraction: float, seed: int) -> pd.Series:
@@ -117,6 +123,8 @@ def make_split(table: pd.DataFrame, seed: int, val_fraction: float = 0.2,
         raise ValueError("make_split needs a 'group' column: run helpers.duplicates.assign_groups first.")
     if table["group"].isna().any():
         raise ValueError("make_split: some rows have no group.")
+    if "dataset" in table and table["dataset"].nunique() > 1:
+        return _make_multisource_split(table, seed, val_fraction, test_fraction)
     out = table.copy()
     report: dict = {"seed": int(seed), "val_fraction": val_fraction, "test_fraction": test_fraction}
     given_test = out["given_split"].eq("test")
@@ -140,6 +148,51 @@ def make_split(table: pd.DataFrame, seed: int, val_fraction: float = 0.2,
         out.loc[is_test, "split"] = "test"
         out.loc[rest.index[is_val.to_numpy()], "split"] = "val"
         report["strategy"] = "grouped stratified split (no given test split)"
+    return _finish(out, dropped, report)
+
+
+def _make_multisource_split(table: pd.DataFrame, seed: int, val_fraction: float,
+                            test_fraction: float) -> tuple[pd.DataFrame, dict]:
+    """``make_split`` for several data sets whose images share groups (the same lesion,
+    the same photo in two archives).
+
+    * A data set's given test split stays its test split, minus images whose
+      group has a member in that data set's given training split (dropped and
+      listed, as for one data set). The other members of a test image's group,
+      from data sets without a given split, go to test with it.
+    * From groups made only of images of data sets without a given test split,
+      ``test_fraction`` is carved as their test split.
+    * Validation is ``val_fraction`` of the rest, carved by group and stratified
+      by data set and diagnosis (or label).
+    """
+    out = table.copy()
+    report: dict = {"seed": int(seed), "val_fraction": val_fraction, "test_fraction": test_fraction}
+    given_test = out["given_split"].eq("test")
+    with_test = set(out.loc[given_test, "dataset"])
+    given_train = ~given_test & out["dataset"].isin(with_test)
+    train_groups = set(out.loc[given_train, "group"])
+    leaking = given_test & out["group"].isin(train_groups)
+    dropped = out.loc[leaking]
+    out = out.loc[~leaking].copy()
+    is_test = out["group"].isin(set(out.loc[out["given_split"].eq("test"), "group"]))
+    only_free = out.groupby("group")["dataset"].agg(lambda d: not set(d) & with_test)
+    candidates = out.loc[~is_test & out["group"].map(only_free)]
+    if len(candidates):
+        carved = _carve(candidates, test_fraction, seed)
+        is_test |= out.index.isin(candidates.index[carved.to_numpy()])
+    pool = out.loc[~is_test]
+    is_val = _carve(pool, val_fraction, seed + 1)
+    out["split"] = "test"
+    out.loc[pool.index, "split"] = np.where(is_val, "val", "train")
+    report["strategy"] = ("several data sets grouped together: each given test split minus duplicates of its "
+                          "train split, with its group relatives; test carved from groups of data sets without "
+                          "a given test split; val carved from the rest by group")
+    out, report = _finish(out, dropped, report)
+    report["counts_by_dataset"] = {d: split_counts(part) for d, part in out.groupby("dataset")}
+    return out, report
+
+
+def _finish(out: pd.DataFrame, dropped: pd.DataFrame, report: dict) -> tuple[pd.DataFrame, dict]:
     out["split"] = out["split"].astype("str")
     assert_groups_do_not_straddle(out)
     groups_per_split = out.groupby("split")["group"].nunique()

@@ -137,3 +137,23 @@ def test_isic_mvb_leaks_are_found():
     sizes = g.groupby("group").size()
     assert sizes.max() <= 15, "a huge group would mean unrelated lesions were merged"
     assert g.groupby("group")["label"].nunique().max() == 1
+
+
+def test_similar_features_join_groups_and_each_rule_is_counted(tmp_path):
+    """Learned-feature pairs link what no hash does; the report counts what each rule added."""
+    paths = [save(textured(k, 48), tmp_path / f"{k}.png") for k in range(6)]
+    (tmp_path / "copy.png").write_bytes(paths[0].read_bytes())  # a byte-identical copy of image 0
+    table = pd.DataFrame({"path": [str(p) for p in paths] + [str(tmp_path / "copy.png")],
+                          "lesion_id": ["L1", "L1", None, None, None, None, None]})
+    features = np.eye(7)
+    features[4] = features[3] + 0.01  # 3 and 4: different photos, nearly the same description
+    similar = dup.similar_pairs(features, threshold=0.99)
+    assert similar[["i", "j"]].values.tolist() == [[3, 4]]
+    grouped, report = dup.group_images(table, similar=similar)
+    groups = grouped["group"].tolist()
+    assert groups[0] == groups[1] == groups[6] and groups[3] == groups[4]
+    assert len(set(groups)) == 4  # {0, 1, 6}, {3, 4}, {2}, {5}
+    steps = {s["rule"]: s for s in report["rules"]}
+    assert steps["same file (SHA-256)"]["groups_added"] == 1 and steps["same lesion_id"]["images_added"] == 1
+    assert steps["similar features"]["groups_added"] == 1
+    assert dup.assign_groups(table)["group"].nunique() == 5  # without the features: 3 and 4 apart

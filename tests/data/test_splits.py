@@ -132,3 +132,32 @@ def test_tiny_table_still_splits():
     out, report = splits.make_split(table, seed=0)
     splits.assert_groups_do_not_straddle(out)
     assert set(out["split"]) <= set(splits.SPLITS) and report["counts"]
+
+
+def test_two_data_sets_sharing_lesions_are_split_together():
+    """isic-mvb-like (given train/test) and HAM10000-like (no given split) with shared groups:
+    a test image's relatives from the other archive go to test with it, a lesion in one
+    archive's training split never reaches the other's test split, and both have a test split."""
+    archive = synthetic_table(200, seed=3).assign(dataset="archive")
+    ham = synthetic_table(300, seed=4, given_test=False, with_dx=True).assign(dataset="ham")
+    ham["group"] = "h" + ham["group"]
+    shared = ham["group"].drop_duplicates().iloc[:60]  # 60 HAM lesions also photographed in the archive
+    archive_groups = archive["group"].drop_duplicates().iloc[:60].to_list()
+    ham.loc[ham["group"].isin(shared), "group"] = ham["group"].map(dict(zip(shared, archive_groups)))
+    table = pd.concat([archive, ham], ignore_index=True)
+    out, report = splits.make_split(table, seed=0)
+    splits.assert_groups_do_not_straddle(out)
+    train_groups = set(out.loc[(out["dataset"] == "archive") & (out["split"] != "test"), "group"])
+    ham_test = out[(out["dataset"] == "ham") & (out["split"] == "test")]
+    assert not set(ham_test["group"]) & train_groups
+    archive_test = out[(out["dataset"] == "archive") & (out["split"] == "test")]
+    assert set(archive_test["given_split"]) == {"test"}  # the archive's own test split, nothing else
+    pulled = ham_test["group"].isin(set(archive_test["group"]))
+    assert pulled.any()  # relatives of archive test images went to test with them
+    share = (out["dataset"] == "ham") & (out["split"] == "test")
+    assert 0.15 < share.sum() / (out["dataset"] == "ham").sum() < 0.35
+    assert set(report["counts_by_dataset"]) == {"archive", "ham"}
+    for dataset in ("archive", "ham"):
+        assert (out.loc[out["dataset"] == dataset, "split"] == "val").any()
+    again, _ = splits.make_split(table, seed=0)
+    assert again["split"].equals(out["split"])
