@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from ..config import OutputDirs, output_dirs, resolve_data_dir
+from ..config import OutputDirs, output_dirs, resolve_data_dir, resolve_ham_dir
 from . import splits
 from .images import load_images
 from .labels import CLASS_NAMES
@@ -37,34 +37,60 @@ class SplitArrays:
         return pd.DataFrame(rows).T.assign(total=lambda d: d.sum(axis=1))
 
 
-def save_split(split: pd.DataFrame, data_root: str | os.PathLike, path: str | os.PathLike) -> Path:
-    """Save the split with paths relative to the data folder (portable), atomically."""
-    rel = split.assign(path=[os.path.relpath(p, data_root) for p in split["path"]])
+# The ``root`` column of a split names the folder each path is relative to: the
+# binary data set (``data_dir``) or HAM10000 (``ham_dir``), each found on this
+# machine the way config finds it, so the committed file means the same everywhere.
+DATA_ROOT, HAM_ROOT = "data_dir", "ham_dir"
+
+
+def save_split(split: pd.DataFrame, roots: str | os.PathLike | Mapping[str, str | os.PathLike],
+               path: str | os.PathLike) -> Path:
+    """Save the split with each path relative to its data folder (portable), atomically.
+
+    ``roots``: one folder for every row, or ``{root: folder}`` for the values of
+    the split's ``root`` column (``DATA_ROOT``, ``HAM_ROOT``).
+    """
+    if not isinstance(roots, Mapping):
+        split, roots = split.assign(root=split["root"] if "root" in split else DATA_ROOT), {DATA_ROOT: roots}
+    rel = split.assign(path=[os.path.relpath(p, roots[r]) for p, r in zip(split["path"], split["root"])])
     return splits.save_split(rel, path)
 
 
-def load_split_table(data_dir: str | None = None, out: OutputDirs | None = None) -> pd.DataFrame:
-    """The split saved by notebook 1, with paths under this machine's data folder."""
+def load_split_table(data_dir: str | None = None, out: OutputDirs | None = None, *, ham_dir: str | None = None,
+                     roots: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """The split saved by notebook 1, with paths under this machine's data folders.
+
+    ``roots``: only the rows of these data folders (e.g. ``(HAM_ROOT,)``).
+    """
     out = out or output_dirs()
-    root = resolve_data_dir(data_dir)
     table = splits.load_split(out.split)
-    table["path"] = [str(root / p) for p in table["path"]]
-    missing = [p for p in table["path"] if not Path(p).exists()]
-    if len(missing) == len(table):
-        raise FileNotFoundError(
-            f"None of the {len(table)} images in {out.split} exist under {root}: the split was made from "
-            "another data folder. Run notebooks/1_Data_Exploration.ipynb with this data_dir first.")
+    if "root" not in table:  # a split of one data set, saved before several were split together
+        table["root"] = DATA_ROOT
+    if roots is not None:
+        table = table[table["root"].isin(roots)].reset_index(drop=True)
+    folders = {DATA_ROOT: lambda: resolve_data_dir(data_dir), HAM_ROOT: lambda: resolve_ham_dir(ham_dir, data_dir)}
+    found = {r: folders[r]() for r in table["root"].unique()}
+    table["path"] = [str(found[r] / p) for p, r in zip(table["path"], table["root"])]
+    for r, folder in found.items():
+        part = table[table["root"] == r]
+        if len(part) and not any(Path(p).exists() for p in part["path"]):
+            raise FileNotFoundError(
+                f"None of the {len(part)} images of {out.split} under {folder} exist: the split was made from "
+                "another data folder. Run notebooks/1_Data_Exploration.ipynb with these data folders first.")
     return table
 
 
-def load_split_arrays(image_size: int, data_dir: str | None = None,
-                      out: OutputDirs | None = None) -> SplitArrays:
-    """Load the split saved by notebook 1 and its images at ``image_size``.
+def load_split_arrays(image_size: int, data_dir: str | None = None, out: OutputDirs | None = None, *,
+                      ham_dir: str | None = None, roots: tuple[str, ...] | None = (DATA_ROOT,),
+                      labels: Callable[[pd.DataFrame], np.ndarray] | None = None) -> SplitArrays:
+    """Load the split saved by notebook 1 and its images at ``image_size`` (by default
+    the binary data set's rows only; ``roots=None``: every data set).
 
     Images that fail to load now (e.g. deleted since notebook 1) are reported and
     left out of every split, never silently.
     """
-    return arrays_from_split(load_split_table(data_dir, out or output_dirs()), image_size)
+    table = load_split_table(data_dir, out or output_dirs(), ham_dir=ham_dir, roots=roots)
+    return arrays_from_split(table, image_size, labels)
 
 
 def arrays_from_split(table: pd.DataFrame, image_size: int,

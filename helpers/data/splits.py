@@ -6,6 +6,7 @@ tested on a copy of a training image.
 """
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -243,9 +244,21 @@ def load_split(path: str | Path) -> pd.DataFrame:
 # Data report
 # ---------------------------------------------------------------------------
 
-def data_report(read_result: ReadResult, split_table: pd.DataFrame, split_report: dict,
-                pairs: pd.DataFrame) -> dict:
-    """Everything a reader needs to trust the data, as a JSON-able dict."""
+def data_report(read_result: ReadResult | list[ReadResult], split_table: pd.DataFrame, split_report: dict,
+                pairs: pd.DataFrame, grouping: dict | None = None) -> dict:
+    """Everything a reader needs to trust the data, as a JSON-able dict.
+
+    Several data sets read separately (``read_result`` a list) are reported as
+    one, with paths relative to their common folder and the split counted per
+    data set too; ``grouping``: what each grouping rule added (``duplicates.group_images``).
+    """
+    if isinstance(read_result, list):
+        read_result = ReadResult(
+            table=pd.concat([r.table for r in read_result], ignore_index=True),
+            skipped=pd.concat([r.skipped for r in read_result], ignore_index=True),
+            layout="+".join(r.layout for r in read_result),
+            root=Path(os.path.commonpath([r.root for r in read_result])),
+            notes={k: v for r in read_result for k, v in r.notes.items()})
     summary = read_result.summary()
     skipped = read_result.skipped
     table = split_table
@@ -275,7 +288,10 @@ def data_report(read_result: ReadResult, split_table: pd.DataFrame, split_report
             "stratified_by": split_report.get("stratified_by"),
             "counts": split_counts(table),
             "groups": split_report.get("groups"),
+            **({"counts_by_dataset": split_report["counts_by_dataset"]} if "counts_by_dataset" in split_report
+               else {}),
         },
+        **({"grouping": grouping} if grouping else {}),
         "dropped_test_duplicates": {
             "count": int(split_report.get("n_dropped_test_duplicates", 0)),
             "paths": list(split_report.get("dropped_test_duplicates", [])),

@@ -147,7 +147,7 @@ def test_similar_features_join_groups_and_each_rule_is_counted(tmp_path):
                           "lesion_id": ["L1", "L1", None, None, None, None, None]})
     features = np.eye(7)
     features[4] = features[3] + 0.01  # 3 and 4: different photos, nearly the same description
-    similar = dup.similar_pairs(features, threshold=0.99)
+    similar = dup.similar_pairs(features, cosine=0.99)
     assert similar[["i", "j"]].values.tolist() == [[3, 4]]
     grouped, report = dup.group_images(table, similar=similar)
     groups = grouped["group"].tolist()
@@ -157,3 +157,28 @@ def test_similar_features_join_groups_and_each_rule_is_counted(tmp_path):
     assert steps["same file (SHA-256)"]["groups_added"] == 1 and steps["same lesion_id"]["images_added"] == 1
     assert steps["similar features"]["groups_added"] == 1
     assert dup.assign_groups(table)["group"].nunique() == 5  # without the features: 3 and 4 apart
+
+
+def test_a_second_photo_stands_out_from_its_neighbourhood():
+    """Below the cosine threshold, a pair is linked when it is much closer than either
+    image's k-th neighbour; a pair as close as the crowd around it is not."""
+    rng = np.random.default_rng(0)
+    crowd = rng.normal(size=(30, 16)) * 0.3 + 5.0  # many similar, unrelated lesions (cosine ~0.99)
+    lone = rng.normal(size=(2, 16))
+    lone[1] = lone[0] + rng.normal(size=16) * 0.5  # two shots of one lesion: cosine ~0.9, far from the crowd
+    pairs = dup.similar_pairs(np.vstack([crowd, lone]), cosine=0.9999, margin=0.09, floor=0.75, k=5)
+    linked = set(map(tuple, pairs[["i", "j"]].to_numpy()))
+    assert (30, 31) in linked and 0.75 <= pairs.set_index(["i", "j"]).loc[(30, 31), "cosine"] < 0.9999
+    assert not any(i < 30 and j < 30 for i, j in linked)  # the crowd: similar, but not standing out
+
+
+def test_the_feature_rule_agrees_with_the_pairs_judged_by_eye():
+    """The rule, read on the scores recorded with tests/fixtures/similar_pairs_by_eye.csv."""
+    judged = pd.read_csv(Path(__file__).parents[1] / "fixtures" / "similar_pairs_by_eye.csv")
+    assert len(judged) >= 70 and set(judged["verdict"]) == {"same lesion", "different lesions"}
+    linked = (judged["cosine"] >= dup.FEATURE_COSINE) | (
+        (judged["margin"] >= dup.FEATURE_MARGIN) & (judged["cosine"] >= dup.FEATURE_FLOOR))
+    same = judged["verdict"] == "same lesion"
+    precision = (linked & same).sum() / linked.sum()
+    assert precision >= 0.9, precision
+    assert (linked & same).sum() / same.sum() >= 0.8  # most of the judged same-lesion pairs are caught
