@@ -40,12 +40,11 @@ NOTEBOOKS = [
 # named chapter is capped at the value here (``helpers.notebook.Notebook.shrink``);
 # a parameter that is None (meaning "all") becomes the value here.
 QUICK: dict[str, dict[str, int]] = {
-    "data": {"subset_per_class": 30, "artefact_sample": 40},          # 1: per given split and class
+    "data": {"subset_per_class": 30, "artefact_sample": 40},          # 1: per given split and class (diagnosis)
     "baselines": {"epochs": 3},                                        # 2
     "transfer": {"epochs": 1, "head_epochs": 3, "vgg_finetune_epochs": 1, "lite0_image_size": 96},  # 3
     "explain": {"lime_samples": 200, "lime_images": 3, "artefact_sample": 60},                      # 4
-    "multiclass": {"subset_per_dx": 25, "image_size": 64, "epochs": 2, "head_epochs": 3,            # 5
-                   "pool_copies": 2, "n_resamples": 200},
+    "multiclass": {"image_size": 64, "epochs": 2, "head_epochs": 3, "pool_copies": 2, "n_resamples": 200},  # 5
     "seeds": {"seed_repeats": 2},                                      # 6
     "summary": {},                                                     # main notebook: trains nothing
 }

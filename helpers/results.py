@@ -87,15 +87,23 @@ def run_info(quick: bool) -> dict[str, Any]:
     }
 
 
+def selection_score(record: Mapping[str, Any]) -> float | None:
+    """What a model is chosen on: its validation ROC AUC, averaged over the data sets'
+    validation splits when the chain has several (``selection_auc``)."""
+    if record.get("selection_auc") is not None:
+        return record["selection_auc"]
+    return (record.get("validation") or {}).get("auc")
+
+
 def best_on_validation(records: Mapping[str, Mapping[str, Any]], *, backbones: tuple[str, ...] | None = None,
                        models_dir: str | os.PathLike | None = None) -> str | None:
-    """The name of the record with the best validation ROC AUC, or None.
+    """The name of the record with the best validation ROC AUC (``selection_score``), or None.
 
     ``backbones``: only records of these backbones; ``models_dir``: only
     records whose model file is present there. The test set plays no part.
     """
-    scored = {name: r["validation"]["auc"] for name, r in records.items()
-              if isinstance(r, Mapping) and (r.get("validation") or {}).get("auc") is not None
+    scored = {name: selection_score(r) for name, r in records.items()
+              if isinstance(r, Mapping) and selection_score(r) is not None
               and (backbones is None or r.get("backbone") in backbones)
               and (models_dir is None or (Path(models_dir) / r.get("model_file", "")).is_file())}
     return max(scored, key=scored.get) if scored else None

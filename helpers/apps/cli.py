@@ -43,6 +43,19 @@ exit status:
   1  scored, but read the warnings (overlap with training images, a missing class, skipped files)
   2  nothing could be scored: no usable model or no readable images, or a usage error"""
 
+CALIBRATE_DESCRIPTION = """\
+Refit a binary model's decision threshold (for a target sensitivity) and its
+temperature on a small labelled sample from your own clinic, and save them
+beside the model (<model>.clinic.json). predict and evaluate then decide with
+the refitted threshold (--threshold validation: the original one). Notebook 7
+measures how well 50 or 100 images put a threshold back on another archive."""
+
+CALIBRATE_EPILOG = """\
+exit status:
+  0  refitted and saved
+  1  refitted and saved, but some files were skipped (listed on stderr)
+  2  nothing saved: no usable binary model, or too few labelled images"""
+
 EXPORT_DESCRIPTION = f"""\
 Write <model>.tflite (float32) and <model>.dynamic.tflite (dynamic-range
 quantised) next to the .keras model, plus <model>.tflite.json (input, labels,
@@ -64,7 +77,10 @@ COMMANDS = {
     "evaluate": ("evaluate", "run_evaluate"),
     "predict": ("predict", "run_predict"),
     "export-tflite": ("tflite", "run_export"),
+    "calibrate": ("calibrate", "run_calibrate"),
 }
+THRESHOLD_HELP = ("which threshold decides: 'clinic' (refitted on your clinic's images by `calibrate`, when "
+                  "there is one; the default) or 'validation' (chosen on the chain's validation split)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "akiec, bcc, bkl, df, mel, nv, vasc), HAM10000 or an isic-cli export")
     ev.add_argument("--exclude-training", action="store_true",
                     help="leave out images identical to the model's own training or validation images")
+    ev.add_argument("--threshold", choices=("clinic", "validation"), default="clinic", help=THRESHOLD_HELP)
     ev.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the intervals")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -105,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("paths", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files and/or folders")
     pr.add_argument("--model", help="model name in results.json (binary or multiclass), a .keras or "
                                     ".tflite file (default: the binary model best on validation)")
+    pr.add_argument("--threshold", choices=("clinic", "validation"), default="clinic", help=THRESHOLD_HELP)
     pr.add_argument("--json", action="store_true", help="print one JSON object per image, one per line")
 
     ex = sub.add_parser("export-tflite", help="write TFLite files of a saved model, checked against Keras",
@@ -122,6 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--record", action="store_true",
                     help='store the result in results.json under "deployment" (the chain does this)')
     ex.add_argument("--json", action="store_true", help="print one JSON object")
+    ca = sub.add_parser("calibrate", help="refit a model's threshold on labelled images of your own clinic",
+                        description=CALIBRATE_DESCRIPTION, epilog=CALIBRATE_EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ca.add_argument("--data", required=True, help="labelled images of your clinic (a folder per class, ...): "
+                                                   "50-100 images, with some malignant ones")
+    ca.add_argument("--model", help="model name in results.json or a .keras/.tflite file "
+                                    "(default: the binary model best on validation)")
+    ca.add_argument("--target-sensitivity", type=float, default=0.90,
+                    help="the sensitivity the threshold is chosen for (default: 0.90)")
     return parser
 
 

@@ -78,7 +78,8 @@ def _class_counts(table: pd.DataFrame, predictor: Predictor) -> tuple[dict[str, 
 
 
 def evaluate_folder(ref: str | None, data_dir: str | os.PathLike, *, n_resamples: int = 1000, seed: int = 0,
-                    exclude_training: bool = False, out: OutputDirs | None = None) -> dict[str, Any]:
+                    exclude_training: bool = False, use_clinic: bool = True,
+                    out: OutputDirs | None = None) -> dict[str, Any]:
     """Score a saved model on a labelled image folder (any layout the data layer reads).
 
     Returns the report ``format_evaluation`` prints: the metrics, the images
@@ -86,10 +87,16 @@ def evaluate_folder(ref: str | None, data_dir: str | os.PathLike, *, n_resamples
     training and validation images, and ``warnings`` in plain words.
     """
     out = out or output_dirs()
-    predictor = load_predictor(ref, out)
+    predictor = load_predictor(ref, out, use_clinic=use_clinic)
     read = read_dataset(data_dir)
     table = read.table
     warnings = []
+    if predictor.clinic is not None:
+        refitted_on = set(predictor.clinic.get("sha256", []))
+        n_same = sum(_sha256(p) in refitted_on for p in table["path"])
+        if n_same:
+            warnings.append(f"{n_same} image(s) are those the clinic threshold was refitted on: its sensitivity "
+                            "and specificity here are optimistic. Score other images of the clinic.")
     overlap = training_overlap(table, predictor, out)
     if overlap["n"]:
         where = ", ".join(f"{n} in {s}" for s, n in overlap["by_split"].items())
@@ -181,7 +188,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     skipped files); 2: nothing could be scored (no model, no data)."""
     try:
         report = evaluate_folder(args.model, args.data, n_resamples=args.resamples,
-                                 exclude_training=args.exclude_training)
+                                 exclude_training=args.exclude_training, use_clinic=args.threshold == "clinic")
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"evaluate: {exc}", file=sys.stderr)
         return EXIT_ERROR

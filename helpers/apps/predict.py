@@ -216,7 +216,7 @@ def run_predict(args: argparse.Namespace) -> int:
     """CLI entry: each prediction on stdout as soon as it is made, skipped files on
     stderr; exit code 0, 1 or 2 (see the help)."""
     try:
-        predictor = load_predictor(args.model)
+        predictor = load_predictor(args.model, use_clinic=args.threshold == "clinic")
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"predict: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -49,8 +49,10 @@ MAIN_NOTEBOOK = "Project_Main_Notebook.ipynb"  # last: reads what the others wro
 STAGING_PREFIX = ".run-"
 PROMOTE_FILE = "PROMOTE.json"
 FAILED_DIR = ".last-failed-run"
-# Folders whose files a whole-chain run replaces: what it did not produce is stale.
+# Folders whose files a whole-chain run replaces: what it did not produce is stale,
+# except a clinic's own threshold (``calibrate``), which is the user's, not the chain's.
 PRUNED = ("images", "saved_models")
+KEPT = ("*.clinic.json",)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -164,7 +166,7 @@ def _readme_predict_example(readme: Path, root: Path, data_dir: str, log) -> Non
     out = output_dirs(root)
     try:
         table = load_split_table(data_dir, out)
-        predictor = load_predictor(None, out)
+        predictor = load_predictor(None, out, use_clinic=False)
     except FileNotFoundError as exc:
         log(f"[reproduce] README predict example not updated: {exc}")
         return
@@ -193,7 +195,7 @@ def promote(work: Path, root: Path, prune: bool) -> None:
     """
     produced = [f for f in _files(work) if f != PROMOTE_FILE]
     stale = [str(p.relative_to(root)) for folder in PRUNED if prune for p in sorted((root / folder).glob("*"))
-             if p.is_file() and str(p.relative_to(root)) not in produced]
+             if p.is_file() and str(p.relative_to(root)) not in produced and not any(p.match(k) for k in KEPT)]
     write_json(work / PROMOTE_FILE, {"move": produced, "remove": stale})  # the commit point
     _finish_promotion(work, root)
 

@@ -186,7 +186,7 @@ def export_tflite(ref: str | None = None, out: OutputDirs | None = None,
     out = out or output_dirs()
     if ref is not None and str(ref).endswith(".tflite"):
         raise ValueError(f"{ref} is already a TFLite file; export from the .keras model (its name or path).")
-    keras_predictor = load_predictor(ref, out)
+    keras_predictor = load_predictor(ref, out, use_clinic=False)
     files = tflite_files(keras_predictor.path)
     for variant, flatbuffer in convert(keras_predictor.model).items():
         with atomic_path(files[variant]) as tmp:
@@ -216,7 +216,7 @@ def export_tflite(ref: str | None = None, out: OutputDirs | None = None,
         "agreement": {"held_out": held_out, "threshold": threshold, "threshold_source": how},
     }
     for variant in VARIANTS:
-        other = load_predictor(str(files[variant]), out)
+        other = load_predictor(str(files[variant]), out, use_clinic=False)
         report["agreement"][variant] = agreement(keras_predictor, other, x, names, p_keras)
     report["export_seconds"] = round(time.perf_counter() - start, 1)
     # For benchmark(); keys starting with "_" are not recorded.

@@ -112,3 +112,21 @@ def arrays_from_split(table: pd.DataFrame, image_size: int,
         for path, reason in skipped:
             print(f"  {path}: {reason}")
     return SplitArrays(image_size, tables, xs, ys, skipped)
+
+
+def split_roots(out: OutputDirs | None = None) -> set[str]:
+    """The data folders the saved split draws on (``DATA_ROOT``, and ``HAM_ROOT`` when
+    notebook 1 found HAM10000)."""
+    table = splits.load_split((out or output_dirs()).split)
+    return set(table["root"]) if "root" in table else {DATA_ROOT}
+
+
+def load_other_data_sets(image_size: int, data_dir: str | None = None, out: OutputDirs | None = None, *,
+                         ham_dir: str | None = None) -> dict[str, SplitArrays]:
+    """The split's other data sets with benign/malignant labels (HAM10000: malignant =
+    mel, bcc, akiec), by data-set name; {} when notebook 1 split the binary data set alone."""
+    out = out or output_dirs()
+    if HAM_ROOT not in split_roots(out):
+        return {}
+    ham = load_split_arrays(image_size, data_dir, out, ham_dir=ham_dir, roots=(HAM_ROOT,))
+    return {str(ham.tables["test"]["dataset"].iloc[0]): ham}

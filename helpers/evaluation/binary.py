@@ -14,7 +14,7 @@ without a model. Conventions used throughout:
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -303,3 +303,45 @@ def evaluate_binary(y_val, p_val, y_test, p_test, *, target_sensitivity: float =
                       "method": "percentile, images resampled with replacement",
                       "skipped": {"validation": val_skipped, "test": test_skipped}},
     }
+
+
+# ---------------------------------------------------------------- thresholds that travel
+
+
+def refit_on_samples(y_pool, p_pool, y_test, p_test, *, sizes: Sequence[int] = (50, 100), repeats: int = 200,
+                     target_sensitivity: float = 0.90, seed: int = 0) -> dict[str, Any]:
+    """What a threshold refitted on a small labelled sample from a new clinic does there.
+
+    For each sample size, ``repeats`` times: draw that many images (without
+    replacement) from ``y_pool``/``p_pool`` (the clinic's labelled images the
+    model never saw), choose the threshold for ``target_sensitivity`` on them and
+    fit a temperature, then score sensitivity, specificity and ECE on the test
+    images. Samples without a malignant image cannot set a threshold: skipped
+    and counted. Returns, per size, the mean and the 5th-95th percentiles.
+    """
+    y_pool, p_pool = _as_binary(y_pool, p_pool)
+    y_test, p_test = _as_binary(y_test, p_test)
+    rng = np.random.default_rng(seed)
+    out: dict[str, Any] = {}
+    for size in sizes:
+        size = min(int(size), y_pool.size)
+        draws = {"threshold": [], "sensitivity": [], "specificity": [], "ece": []}
+        skipped = 0
+        for _ in range(repeats):
+            pick = rng.choice(y_pool.size, size, replace=False)
+            if not y_pool[pick].any():
+                skipped += 1
+                continue
+            t = choose_threshold(y_pool[pick], p_pool[pick], target_sensitivity)
+            temperature = fit_temperature(y_pool[pick], p_pool[pick]) if both_classes(y_pool[pick]) else 1.0
+            m = binary_metrics(y_test, p_test, t)
+            draws["threshold"].append(t)
+            draws["sensitivity"].append(m["sensitivity"])
+            draws["specificity"].append(m["specificity"])
+            draws["ece"].append(calibration_metrics(y_test, apply_temperature(p_test, temperature))["ece"])
+        out[str(size)] = {k: {"mean": float(np.mean(v)), "p5": float(np.percentile(v, 5)),
+                              "p95": float(np.percentile(v, 95))} if v else None for k, v in draws.items()}
+        out[str(size)].update(repeats=int(repeats), skipped=skipped,
+                              share_meeting_target=float(np.mean(np.array(draws["sensitivity"]) >= target_sensitivity))
+                              if draws["sensitivity"] else None)
+    return out

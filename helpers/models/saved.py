@@ -212,12 +212,17 @@ class Predictor:
     run: Callable[[np.ndarray], np.ndarray]
     threshold_override: tuple[float, str] | None = None  # from a .tflite sidecar
     model: Any = None  # the keras.Model or TFLiteRunner behind ``run`` (export and benchmarks use it)
+    clinic: dict[str, Any] | None = None  # a threshold refitted on a clinic's own images (``calibrate``)
 
     @property
     def threshold(self) -> tuple[float | None, str]:
         """(threshold, where it came from); None for multiclass models (argmax decides)."""
         if not self.binary:
             return None, MULTICLASS_DECISION
+        if self.clinic is not None:
+            c = self.clinic
+            return float(c["threshold"]), (f"refitted on {c['n']} images of {c['data_name']} for sensitivity >= "
+                                           f"{c['target_sensitivity']:.2f} (calibrate, {c['date'][:10]})")
         if self.threshold_override is not None:
             return self.threshold_override
         if "threshold" not in self.record:
@@ -333,10 +338,25 @@ def _load_keras(ref: str | None, out: OutputDirs) -> Predictor:
                      model=model)
 
 
-def load_predictor(ref: str | os.PathLike | None = None, out: OutputDirs | None = None) -> Predictor:
+CLINIC_SUFFIX = ".clinic.json"  # <model>.clinic.json: a threshold refitted on a clinic's images
+
+
+def clinic_file(model_path: str | os.PathLike) -> Path:
+    """Where ``calibrate`` keeps a model's clinic threshold: beside the model, named after it
+    (one file for the .keras and its .tflite exports)."""
+    path = Path(model_path)
+    stem = path.name.split(".")[0]
+    return path.with_name(stem + CLINIC_SUFFIX)
+
+
+def load_predictor(ref: str | os.PathLike | None = None, out: OutputDirs | None = None, *,
+                   use_clinic: bool = True) -> Predictor:
     """Load a model by name (binary or multiclass record), ``.keras``/``.tflite`` path, or the
     best binary model on validation (``ref`` None).
 
+    A binary model with a threshold refitted on a clinic's own images
+    (``<model>.clinic.json``, written by ``python -m helpers calibrate``) decides
+    with that threshold, unless ``use_clinic`` is False.
     Raises ``FileNotFoundError`` for an unknown model, ``ModelRefusedError``
     (a ``ValueError``) for a model that needs more than the image.
     """
@@ -346,5 +366,9 @@ def load_predictor(ref: str | os.PathLike | None = None, out: OutputDirs | None 
         if not path.is_file():
             raise FileNotFoundError(f"No TFLite file {path}: write one with "
                                     "`python -m helpers export-tflite`.")
-        return _load_tflite(path, out)
-    return _load_keras(None if ref is None else str(ref), out)
+        predictor = _load_tflite(path, out)
+    else:
+        predictor = _load_keras(None if ref is None else str(ref), out)
+    if use_clinic and predictor.binary and clinic_file(predictor.path).is_file():
+        predictor.clinic = read_json(clinic_file(predictor.path), "; rerun `python -m helpers calibrate`")
+    return predictor

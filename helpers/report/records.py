@@ -23,7 +23,8 @@ from ..atomic import jsonable, write_json
 from ..config import OutputDirs, output_dirs
 from ..data.arrays import SplitArrays
 from ..data.labels import CLASS_NAMES, DX_CLASSES, MALIGNANT_DX
-from ..evaluation.binary import evaluate_binary, paired_auc_difference
+from ..evaluation.binary import (binary_metrics, bootstrap_auc_ci, choose_threshold, evaluate_binary,
+                                 paired_auc_difference)
 from ..evaluation.isic_csv import read_isic_predictions, write_isic_predictions
 from ..evaluation.multiclass import multiclass_metrics
 from ..models.saved import save_model
@@ -35,7 +36,8 @@ from ..training.fitting import FitResult, predict_proba
 # Binary models (notebooks 2 and 3)
 # ---------------------------------------------------------------------------
 
-def evaluate_and_record(name: str, model, fit: FitResult, arrays: SplitArrays, *, backbone: str, weights: str,
+def evaluate_and_record(name: str, model, fit: FitResult, split: SplitArrays, *, backbone: str, weights: str,
+                        others: Mapping[str, SplitArrays] | None = None, pooled_threshold: bool = False,
                         target_sensitivity: float = 0.90, seed: int = 0, n_resamples: int = 1000,
                         extra: dict[str, Any] | None = None, out: OutputDirs | None = None
                         ) -> tuple[dict[str, Any], np.ndarray]:
@@ -43,23 +45,64 @@ def evaluate_and_record(name: str, model, fit: FitResult, arrays: SplitArrays, *
     predict validation and test, choose the threshold on validation for
     ``target_sensitivity`` and evaluate (``evaluation.evaluate_binary``), write
     the ISIC-format test predictions, and record it all in results.json (with
-    the ``extra`` keys). Returns (record, test probabilities)."""
+    the ``extra`` keys; ``trained_on`` defaults to ``split``'s data set). Returns
+    (record, test probabilities of ``split``).
+
+    ``split`` is the binary data set's split (its test split is the record's
+    ``test``). ``others``: further data sets (e.g. HAM10000 as benign/malignant),
+    scored at the same threshold, each under ``by_dataset`` with its own
+    predictions file; ``selection_auc``, the validation AUC averaged over the
+    data sets, is what the best model is chosen on. ``pooled_threshold``: choose
+    the threshold on all the validation splits together (for a model trained on
+    all of them), else on ``split``'s alone.
+    """
     out = out or output_dirs()
     model_file = save_model(model, out.models / f"{name}.keras")
-    p_val, p_test = predict_proba(model, arrays.x["val"]), predict_proba(model, arrays.x["test"])
-    report = evaluate_binary(arrays.y["val"], p_val, arrays.y["test"], p_test,
+    sets = {_dataset_name(split): split, **{_dataset_name(a): a for a in (others or {}).values()}}
+    probs = {d: {s: predict_proba(model, a.x[s]) for s in ("val", "test")} for d, a in sets.items()}
+    primary = _dataset_name(split)
+    y_val, p_val = split.y["val"], probs[primary]["val"]
+    if pooled_threshold:
+        y_val = np.concatenate([a.y["val"] for a in sets.values()])
+        p_val = np.concatenate([probs[d]["val"] for d in sets])
+    report = evaluate_binary(y_val, p_val, split.y["test"], probs[primary]["test"],
                              target_sensitivity=target_sensitivity, n_resamples=n_resamples, seed=seed)
-    pred_path = write_isic_predictions(out.models / f"{name}_test_predictions.csv",
-                                       arrays.tables["test"]["image_id"].tolist(),
-                                       np.column_stack([1 - p_test, p_test]), list(CLASS_NAMES))
-    extra = {"backbone": backbone, "weights": weights, "image_size": arrays.image_size,
+    threshold = report["threshold"]
+    by_dataset = {}
+    for d, a in sets.items():
+        csv = out.models / (f"{name}_test_predictions.csv" if d == primary else f"{name}_{d}_test_predictions.csv")
+        write_isic_predictions(csv, a.tables["test"]["image_id"].tolist(),
+                               np.column_stack([1 - probs[d]["test"], probs[d]["test"]]), list(CLASS_NAMES))
+        by_dataset[d] = {"validation": _metrics_with_ci(a.y["val"], probs[d]["val"], threshold, n_resamples, seed),
+                         "test": _metrics_with_ci(a.y["test"], probs[d]["test"], threshold, n_resamples, seed),
+                         "predictions": csv.name}
+    val_aucs = [m["validation"]["auc"] for m in by_dataset.values() if m["validation"]["auc"] is not None]
+    extra = {"backbone": backbone, "weights": weights, "image_size": split.image_size,
              "train_seconds": round(fit.seconds, 1), "seconds_per_epoch": round(fit.seconds_per_epoch, 2),
              "epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch,
              "trainable_params": count_trainable(model), "model_file": model_file.name,
-             "seed_note": "single seed", **(extra or {})}
-    record = {**extra, **report, "seed": seed, "predictions": pred_path.name}
+             "trained_on": [primary], "seed_note": "single seed", **(extra or {})}
+    record = {**extra, **report, "seed": seed, "predictions": by_dataset[primary]["predictions"],
+              "threshold_chosen_on": ("validation of " + " and ".join(sets)) if pooled_threshold
+              else f"validation of {primary}"}
+    if len(sets) > 1:
+        record["by_dataset"] = by_dataset
+        record["selection_auc"] = float(np.mean(val_aucs)) if val_aucs else None
     results.record_model(name, record, out.results)
-    return record, p_test
+    return record, probs[primary]["test"]
+
+
+def _dataset_name(split: SplitArrays) -> str:
+    names = split.tables["test"]["dataset"].unique()
+    if len(names) != 1:
+        raise ValueError(f"a split of one data set was expected, its test split holds {list(names)}")
+    return str(names[0])
+
+
+def _metrics_with_ci(y, p, threshold: float, n_resamples: int, seed: int) -> dict[str, Any]:
+    """``binary_metrics`` at ``threshold`` with the bootstrap interval of the AUC."""
+    lo, hi = bootstrap_auc_ci(y, p, n_resamples=n_resamples, seed=seed)
+    return {**binary_metrics(y, p, threshold), "auc_ci95": [lo, hi] if lo is not None else None}
 
 
 def paired_auc_comparison(name: str, others: list[str], arrays: SplitArrays, *, seed: int = 0,
@@ -87,22 +130,33 @@ def paired_auc_comparison(name: str, others: list[str], arrays: SplitArrays, *, 
 
 
 def record_data_summary(report: dict[str, Any], data_root: Path, out: OutputDirs | None = None) -> dict:
-    """The headline numbers of the data report, into results.json under "data"."""
+    """The headline numbers of the data report, into results.json under "data".
+
+    ``data_root``: the binary data set, whose split is the one every binary
+    model is judged on (``split_counts``); with several data sets their
+    counts are under ``split_counts_by_dataset`` and what each grouping rule
+    added under ``grouping``.
+    """
     out = out or output_dirs()
     dup = report["duplicates"]
+    name = Path(data_root).name
+    by_dataset = report["split"].get("counts_by_dataset")
+    counts = by_dataset[name] if by_dataset else report["split"]["counts"]
     summary = {
-        "name": Path(data_root).name,
+        "name": name,
         "layout": report["data"]["layout"],
         "images_found": report["data"]["found"],
         "images_read": report["data"]["read"],
         "images_skipped": report["data"]["skipped"],
-        "images_used": sum(sum(c.values()) for c in report["split"]["counts"].values()),
+        "images_used": sum(sum(c.values()) for c in counts.values()),
         "duplicate_groups": dup["n_groups_with_several_images"],
         "exact_pairs": dup["n_exact_pairs"],
         "near_pairs": dup["n_near_pairs"],
         "test_duplicates_dropped": report["dropped_test_duplicates"]["count"],
-        "split_counts": report["split"]["counts"],
+        "split_counts": counts,
         "source_per_class": report["source_per_class"],
+        **({"split_counts_by_dataset": by_dataset} if by_dataset else {}),
+        **({"grouping": report["grouping"]["rules"]} if "grouping" in report else {}),
     }
     results.update_results({"data": summary}, out.results)
     return summary
@@ -148,6 +202,42 @@ def record_multiclass_model(name: str, *, inputs: str, y: Mapping[str, np.ndarra
               "validation": metrics("val"), "test": metrics("test")}
     record_multiclass({name: record}, out.results)
     return record
+
+
+def record_malignant_view(name: str, own: SplitArrays, P_own: Mapping[str, np.ndarray], other: SplitArrays,
+                          P_other: Mapping[str, np.ndarray], class_names: Sequence[str], *,
+                          target_sensitivity: float = 0.90, n_resamples: int = 1000, seed: int = 0,
+                          out: OutputDirs | None = None) -> dict[str, Any]:
+    """A seven-class model read as benign/malignant: P(mel) + P(bcc) + P(akiec).
+
+    The threshold is chosen on its own validation split (``own``, benign/malignant
+    from the diagnoses) for ``target_sensitivity``; the model is then scored at it
+    on its own test split and on ``other``'s validation and test splits (another
+    archive). Recorded as ``results["multiclass"][name]["malignant_view"]`` with
+    the predictions on ``other``'s test split; returns the view.
+    """
+    out = out or output_dirs()
+    idx = [list(class_names).index(c) for c in MALIGNANT_DX]
+    mal = {k: {s: np.asarray(P[s])[:, idx].sum(axis=1) for s in ("val", "test")}
+           for k, P in (("own", P_own), ("other", P_other))}
+    y_own = {s: own.tables[s]["label"].to_numpy(dtype=int) for s in ("val", "test")}
+    threshold = choose_threshold(y_own["val"], mal["own"]["val"], target_sensitivity)
+    name_other = _dataset_name(other)
+    csv = write_isic_predictions(out.models / f"{name}_{name_other}_test_predictions.csv",
+                                 other.tables["test"]["image_id"].tolist(),
+                                 np.column_stack([1 - mal["other"]["test"], mal["other"]["test"]]), list(CLASS_NAMES))
+    view = {"score": "P(" + ") + P(".join(MALIGNANT_DX) + ")", "threshold": float(threshold),
+            "target_sensitivity": float(target_sensitivity), "threshold_chosen_on": f"validation of {_dataset_name(own)}",
+            "by_dataset": {
+                _dataset_name(own): {s_out: _metrics_with_ci(y_own[s], mal["own"][s], threshold, n_resamples, seed)
+                                     for s, s_out in (("val", "validation"), ("test", "test"))},
+                name_other: {**{s_out: _metrics_with_ci(other.y[s], mal["other"][s], threshold, n_resamples, seed)
+                                for s, s_out in (("val", "validation"), ("test", "test"))},
+                             "predictions": csv.name}}}
+    saved = results.load_results(out.results)
+    saved.setdefault("multiclass", {}).setdefault(name, {})["malignant_view"] = jsonable(view)
+    write_json(out.results, saved)
+    return view
 
 
 def reset_multiclass(path: str | os.PathLike | None = None) -> None:

@@ -42,6 +42,28 @@ def binary_table(models: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
 
 
+def cross_dataset_table(models: dict[str, Any]) -> pd.DataFrame:
+    """One row per binary model scored on several data sets: what it was trained on,
+    and per data set its test AUC (95% CI) and sensitivity / specificity at its
+    validation-chosen threshold. Empty when no model was scored on a second data set."""
+    rows = []
+    for name, m in models.items():
+        if "by_dataset" not in m:
+            continue
+        row = {"model": name, "trained on": " + ".join(m.get("trained_on", [])),
+               "threshold": m.get("threshold"), "selection AUC": m.get("selection_auc")}
+        for dataset, d in m["by_dataset"].items():
+            t = d["test"]
+            row[f"{dataset} test n"] = t.get("n")
+            row[f"{dataset} AUC"] = t.get("auc")
+            row[f"{dataset} AUC 95% CI"] = _ci(t.get("auc_ci95"))
+            row[f"{dataset} sens / spec"] = (f"{t['sensitivity']:.3f} / {t['specificity']:.3f}"
+                                            if t.get("sensitivity") is not None and t.get("specificity") is not None
+                                            else "n/a")
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
+
+
 def multiclass_table(results: dict[str, Any]) -> pd.DataFrame:
     """One row per HAM10000 seven-class model (empty when that chapter has not run)."""
     rows = []
