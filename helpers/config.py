@@ -32,6 +32,7 @@ NOTEBOOKS = [
     "4_Explaining_Model_Predictions.ipynb",
     "5_Multiclass_and_Metadata.ipynb",
     "6_Seed_Variability.ipynb",
+    "7_Results_at_Another_Clinic.ipynb",
     "Project_Main_Notebook.ipynb",  # last: reads what the others wrote, trains nothing
 ]
 
@@ -46,6 +47,7 @@ QUICK: dict[str, dict[str, int]] = {
     "explain": {"lime_samples": 200, "lime_images": 3, "artefact_sample": 60},                      # 4
     "multiclass": {"image_size": 64, "epochs": 2, "head_epochs": 3, "pool_copies": 2, "n_resamples": 200},  # 5
     "seeds": {"seed_repeats": 2},                                      # 6
+    "cross": {"n_resamples": 200, "refit_repeats": 50},                # 7
     "summary": {},                                                     # main notebook: trains nothing
 }
 

@@ -30,8 +30,9 @@ FIGURES = ["samples_per_class", "duplicates_across_split", "image_statistics", "
            "small_cnn_reliability", "transfer_roc", "transfer_pr", "transfer_training_curves", "lite0_imagenet_confusion",
            "artefacts_in_training_images", "lime_explanations", "lime_gradcam_cnn", "lime_gradcam_transfer",
            "test_errors_contact_sheet", "artefact_examples", "artefact_effects",
-           "ham10000_metadata_by_class", "ham10000_confusion", "ham10000_per_class", "ham10000_metadata_gain"]
-MODELS = ["mlp", "small_cnn", "vgg16_random_init", "lite0_imagenet", "lite0_random_init"]
+           "ham10000_metadata_by_class", "ham10000_confusion", "ham10000_per_class", "ham10000_metadata_gain",
+           "feature_groups", "cross_dataset_auc", "cross_dataset_per_diagnosis"]
+MODELS = ["mlp", "small_cnn", "vgg16_random_init", "lite0_imagenet", "lite0_random_init", "lite0_both"]
 SEVEN_CLASS = ["lite0_7class", "lite0_7class_metadata", "metadata_logistic_regression"]
 
 
@@ -47,6 +48,13 @@ def headline(results: dict) -> dict[str, float | int]:
         m = results["models"][name]
         values[f"models.{name}.test.auc"] = m["test"]["auc"]
         values[f"models.{name}.validation.auc"] = m["validation"]["auc"]
+        for dataset, d in m["by_dataset"].items():
+            values[f"models.{name}.by_dataset.{dataset}.test.auc"] = d["test"]["auc"]
+    for dataset, d in results["multiclass"]["lite0_7class"]["malignant_view"]["by_dataset"].items():
+        values[f"multiclass.lite0_7class.malignant_view.{dataset}.test.auc"] = d["test"]["auc"]
+    for dataset, counts in data["split_counts_by_dataset"].items():
+        values.update({f"data.split_counts_by_dataset.{dataset}.{s}.{c}": n
+                       for s, per in counts.items() for c, n in per.items()})
     for name in SEVEN_CLASS:
         t = results["multiclass"][name]["test"]
         values[f"multiclass.{name}.test.balanced_accuracy"] = t["balanced_accuracy"]
@@ -108,13 +116,18 @@ def test_results_are_consistent(chain):
     lite0 = saved["models"]["lite0_imagenet"]
     assert saved["models"]["lite0_random_init"]["recipe"] == lite0["recipe"]
     vs = lite0["auc_vs"]  # paired bootstrap against every other binary model of notebooks 2-3 named there
-    assert set(vs) == {"small_cnn", "vgg16_random_init", "lite0_random_init"}
+    assert set(vs) == {"small_cnn", "vgg16_random_init", "lite0_random_init", "lite0_both"}
     assert all(r["ci95"][0] <= r["difference"] <= r["ci95"][1] for r in vs.values())
     study = saved["seed_study"]  # notebook 6: the recorded run plus one more seed in quick mode
     assert study["model"] == "lite0_imagenet" and study["seeds"] == [lite0["seed"], lite0["seed"] + 1]
     assert study["test_auc"][0] == lite0["test"]["auc"]
     assert saved["explanations"]["checks"] == {"explained_pixels_equal_test_file": True, "same_seed_same_mask": True}
-    assert saved["deployment"]["model"] == max(MODELS, key=lambda n: saved["models"][n]["validation"]["auc"])
+    best = saved["cross_dataset"]["best_on_validation"]  # notebook 7: chosen on validation across both archives
+    assert best == max(MODELS, key=lambda n: saved["models"][n]["selection_auc"])
+    assert saved["deployment"]["model"] == best
+    for name in MODELS:  # every binary model scored on both archives, at its own threshold
+        assert set(saved["models"][name]["by_dataset"]) == {"isic-mvb", "ham10000"}, name
+    assert saved["models"]["lite0_both"]["trained_on"] == ["ham10000", "isic-mvb"]
     main = nbformat.read(out / "notebooks" / "Project_Main_Notebook.ipynb", as_version=4)
     assert "agreement.tflite_float.max_abs_diff" in str(main.cells)  # the deployment record is shown there
 

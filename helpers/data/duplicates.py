@@ -252,10 +252,14 @@ FEATURE_COSINE = 0.94
 FEATURE_MARGIN = 0.09
 FEATURE_FLOOR = 0.75
 FEATURE_NEIGHBOUR = 10
+# The neighbourhood rule needs a crowd to stand out from: in a small subset (quick
+# mode) the 10th neighbour is not a similar lesion, and everything stands out.
+FEATURE_MIN_IMAGES = 1000
 
 
 def similar_pairs(features: np.ndarray, cosine: float = FEATURE_COSINE, margin: float = FEATURE_MARGIN,
-                  floor: float = FEATURE_FLOOR, k: int = FEATURE_NEIGHBOUR, block: int = 1024) -> pd.DataFrame:
+                  floor: float = FEATURE_FLOOR, k: int = FEATURE_NEIGHBOUR, min_images: int = FEATURE_MIN_IMAGES,
+                  block: int = 1024) -> pd.DataFrame:
     """Pairs i < j of images whose learned features say "the same lesion".
 
     ``features``: (n, d), e.g. the pooled ImageNet features of a pretrained
@@ -263,14 +267,15 @@ def similar_pairs(features: np.ndarray, cosine: float = FEATURE_COSINE, margin: 
     re-cropped or re-coloured copy that a perceptual hash misses. A pair is
     linked when its cosine similarity is at least ``cosine``, or at least
     ``floor`` and above both images' similarity to their ``k``-th nearest
-    neighbour by ``margin`` (it stands out from their neighbourhoods). Columns
-    i, j (int64), cosine and margin (float64).
+    neighbour by ``margin`` (it stands out from their neighbourhoods); the second
+    rule only with at least ``min_images`` images. Columns i, j (int64), cosine
+    and margin (float64).
     """
     f = np.asarray(features, dtype=np.float32)
     f = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
     n = len(f)
-    kth = np.full(n, -1.0, dtype=np.float32)  # each image's k-th nearest neighbour (itself excluded)
-    if n > k:
+    kth = np.full(n, np.inf, dtype=np.float32)  # each image's k-th nearest neighbour (itself excluded)
+    if n >= max(min_images, k + 1):
         for start in range(0, n, block):
             cos = f[start:start + block] @ f.T
             cos[np.arange(len(cos)), np.arange(start, start + len(cos))] = -np.inf

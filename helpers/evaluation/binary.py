@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, logit
+from scipy.stats import norm
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from .resampling import bootstrap_counts, percentile_interval, weighted_auc
@@ -174,6 +175,18 @@ def paired_auc_difference(y, p_a, p_b, n_resamples: int = 1000, seed: int = 0,
     return {"difference": point, "ci95": [lo, hi], "p_b_not_better": float(np.mean(diffs[valid] <= 0)),
             "n_resamples": int(n_resamples), "skipped": int((~valid).sum()), "seed": int(seed),
             "method": "paired percentile bootstrap over test images (same resamples for both models)"}
+
+
+def proportion_ci(k: int, n: int, alpha: float = 0.05) -> tuple[float | None, float | None]:
+    """Wilson score interval of a proportion k / n ((None, None) for n = 0); it stays
+    inside [0, 1] and is sensible for the small counts of rare diagnoses."""
+    if n == 0:
+        return None, None
+    z = float(norm.ppf(1 - alpha / 2))
+    phat = k / n
+    centre = (phat + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def specificity_at_sensitivity(y, p, sensitivity: float) -> float | None:

@@ -222,3 +222,47 @@ def plot_metadata_gain(gain: Mapping[str, Any], rec_image: Mapping[str, Any], re
     ax_c.axhline(0, color="black", lw=1)
     ax_c.set(ylabel="change in recall", title=f"per diagnosis ({split} set)")
     return fig
+
+
+def plot_auc_by_dataset(by_model: Mapping[str, Mapping[str, Mapping[str, Any]]]):
+    """Test AUC with its 95% CI of every model (``{model: by_dataset}``) on every data
+    set's test split, grouped by data set."""
+    datasets = list(dict.fromkeys(d for by in by_model.values() for d in by))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(by_model) * len(datasets) / 2, 4.2))
+    width = 0.8 / max(len(by_model), 1)
+    for m, (name, by) in enumerate(by_model.items()):
+        for k, dataset in enumerate(datasets):
+            t = by.get(dataset, {}).get("test")
+            if not t or t.get("auc") is None:
+                continue
+            lo, hi = t.get("auc_ci95") or (t["auc"], t["auc"])
+            x = k + (m - (len(by_model) - 1) / 2) * width
+            ax.bar(x, t["auc"], width * 0.9, color=f"C{m}", label=name if k == 0 else None)
+            ax.errorbar(x, t["auc"], yerr=[[t["auc"] - lo], [hi - t["auc"]]], color="black", capsize=3)
+    ax.set_xticks(range(len(datasets)), [f"{d}\ntest split" for d in datasets])
+    ax.set(ylim=(0.5, 1.0), ylabel="ROC AUC (95% bootstrap CI)", title="Each model on each archive's test split")
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def plot_per_diagnosis(rates):
+    """Per diagnosis, the share of test images each model calls malignant (95% Wilson
+    interval): sensitivity for a malignant diagnosis, false-alarm rate for a benign
+    one. ``rates``: ``report.cross.per_diagnosis``."""
+    models = list(dict.fromkeys(rates["model"]))
+    order = list(dict.fromkeys(rates.sort_values(["malignant", "diagnosis"], ascending=[False, True])["diagnosis"]))
+    fig, ax = plt.subplots(figsize=(11, 4.2))
+    width = 0.8 / max(len(models), 1)
+    for m, model in enumerate(models):
+        part = rates[rates["model"] == model].set_index("diagnosis").reindex(order)
+        x = np.arange(len(order)) + (m - (len(models) - 1) / 2) * width
+        ax.bar(x, part["rate"], width * 0.9, color=f"C{m}", label=model)
+        ax.errorbar(x, part["rate"], yerr=[part["rate"] - part["95% CI low"], part["95% CI high"] - part["rate"]],
+                    fmt="none", color="black", capsize=2, lw=0.8)
+    n = rates.groupby("diagnosis")["n"].first()
+    malignant = rates.groupby("diagnosis")["malignant"].first()
+    ax.set_xticks(range(len(order)), [f"{d}\n{'sensitivity' if malignant[d] else 'false alarms'}\n(n={n[d]})"
+                                      for d in order], fontsize=8)
+    ax.set(ylim=(0, 1), ylabel="share called malignant", title="Per diagnosis, at each model's threshold")
+    ax.legend(fontsize=8)
+    return fig

@@ -70,12 +70,11 @@ def evaluate_and_record(name: str, model, fit: FitResult, split: SplitArrays, *,
     threshold = report["threshold"]
     by_dataset = {}
     for d, a in sets.items():
-        csv = out.models / (f"{name}_test_predictions.csv" if d == primary else f"{name}_{d}_test_predictions.csv")
-        write_isic_predictions(csv, a.tables["test"]["image_id"].tolist(),
-                               np.column_stack([1 - probs[d]["test"], probs[d]["test"]]), list(CLASS_NAMES))
+        files = {s: _write_binary_predictions(out, name, d, s, a, probs[d][s], primary=d == primary)
+                 for s in ("val", "test")}
         by_dataset[d] = {"validation": _metrics_with_ci(a.y["val"], probs[d]["val"], threshold, n_resamples, seed),
                          "test": _metrics_with_ci(a.y["test"], probs[d]["test"], threshold, n_resamples, seed),
-                         "predictions": csv.name}
+                         "predictions": files["test"], "val_predictions": files["val"]}
     val_aucs = [m["validation"]["auc"] for m in by_dataset.values() if m["validation"]["auc"] is not None]
     extra = {"backbone": backbone, "weights": weights, "image_size": split.image_size,
              "train_seconds": round(fit.seconds, 1), "seconds_per_epoch": round(fit.seconds_per_epoch, 2),
@@ -90,6 +89,16 @@ def evaluate_and_record(name: str, model, fit: FitResult, split: SplitArrays, *,
         record["selection_auc"] = float(np.mean(val_aucs)) if val_aucs else None
     results.record_model(name, record, out.results)
     return record, probs[primary]["test"]
+
+
+def _write_binary_predictions(out: OutputDirs, name: str, dataset: str, part: str, split: SplitArrays,
+                              p: np.ndarray, primary: bool = False) -> str:
+    """ISIC-format predictions of one model on one split of one data set; returns the file name
+    (``<name>_test_predictions.csv`` for the binary data set's test split, as always)."""
+    file = f"{name}_test_predictions.csv" if primary and part == "test" else f"{name}_{dataset}_{part}_predictions.csv"
+    write_isic_predictions(out.models / file, split.tables[part]["image_id"].tolist(), np.column_stack([1 - p, p]),
+                           list(CLASS_NAMES))
+    return file
 
 
 def _dataset_name(split: SplitArrays) -> str:
@@ -222,18 +231,18 @@ def record_malignant_view(name: str, own: SplitArrays, P_own: Mapping[str, np.nd
            for k, P in (("own", P_own), ("other", P_other))}
     y_own = {s: own.tables[s]["label"].to_numpy(dtype=int) for s in ("val", "test")}
     threshold = choose_threshold(y_own["val"], mal["own"]["val"], target_sensitivity)
-    name_other = _dataset_name(other)
-    csv = write_isic_predictions(out.models / f"{name}_{name_other}_test_predictions.csv",
-                                 other.tables["test"]["image_id"].tolist(),
-                                 np.column_stack([1 - mal["other"]["test"], mal["other"]["test"]]), list(CLASS_NAMES))
+    sets = {_dataset_name(own): (own, y_own, mal["own"]),
+            _dataset_name(other): (other, {s: other.y[s] for s in ("val", "test")}, mal["other"])}
+    by_dataset = {}
+    for d, (split, y, p) in sets.items():
+        by_dataset[d] = {s_out: _metrics_with_ci(y[s], p[s], threshold, n_resamples, seed)
+                         for s, s_out in (("val", "validation"), ("test", "test"))}
+        by_dataset[d].update(predictions=_write_binary_predictions(out, f"{name}_malignant", d, "test", split, p["test"]),
+                             val_predictions=_write_binary_predictions(out, f"{name}_malignant", d, "val", split,
+                                                                       p["val"]))
     view = {"score": "P(" + ") + P(".join(MALIGNANT_DX) + ")", "threshold": float(threshold),
             "target_sensitivity": float(target_sensitivity), "threshold_chosen_on": f"validation of {_dataset_name(own)}",
-            "by_dataset": {
-                _dataset_name(own): {s_out: _metrics_with_ci(y_own[s], mal["own"][s], threshold, n_resamples, seed)
-                                     for s, s_out in (("val", "validation"), ("test", "test"))},
-                name_other: {**{s_out: _metrics_with_ci(other.y[s], mal["other"][s], threshold, n_resamples, seed)
-                                for s, s_out in (("val", "validation"), ("test", "test"))},
-                             "predictions": csv.name}}}
+            "trained_on": [_dataset_name(own)], "by_dataset": by_dataset}
     saved = results.load_results(out.results)
     saved.setdefault("multiclass", {}).setdefault(name, {})["malignant_view"] = jsonable(view)
     write_json(out.results, saved)
@@ -259,6 +268,15 @@ def record_multiclass(entries: Mapping[str, Any], path: str | os.PathLike | None
         section[key] = jsonable(value)
     write_json(p, saved)
     return saved
+
+
+def record_cross_dataset(section: Mapping[str, Any], out: OutputDirs | None = None) -> dict[str, Any]:
+    """Notebook 7's results at another clinic, under ``results["cross_dataset"]`` (replaced whole)."""
+    out = out or output_dirs()
+    saved = results.load_results(out.results)
+    saved["cross_dataset"] = jsonable(dict(section))
+    write_json(out.results, saved)
+    return saved["cross_dataset"]
 
 
 # ---------------------------------------------------------------------------

@@ -13,8 +13,8 @@ import pandas as pd
 from matplotlib.backends.backend_pdf import PdfPages
 
 from ..atomic import atomic_path
-from .tables import (NEXT_STEPS, binary_table, headline, limitations, method_lines, multiclass_table,
-                     summary_lines)
+from .tables import (NEXT_STEPS, binary_table, cross_dataset_lines, headline, limitations, method_lines,
+                     multiclass_table, summary_lines)
 
 
 SLIDE = (13.33, 7.5)  # 16:9 inches
@@ -106,6 +106,11 @@ def build_presentation(results: dict[str, Any], images_dir: str | os.PathLike,
                          "Sensitivity and specificity at the threshold chosen on validation; one seed per model.")
         figure("transfer_roc", "ROC curves: transfer learning",
                "Markers: operating points chosen on validation; published reader studies on other images.")
+        cross_lines = cross_dataset_lines(results)
+        if cross_lines:
+            figure("cross_dataset_auc", "Each model on each archive's test split",
+                   "Test AUC with 95% bootstrap intervals; lesions shared by the two archives kept on one side.")
+            _text_slide(pdf, "At another clinic", cross_lines[:3] + cross_lines[-1:], size=15)
         best = h.get("best_model")
         if best:
             figure(f"{best}_confusion", f"Confusion matrix of {best} (test set)")

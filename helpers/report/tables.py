@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..atomic import write_text
 from ..results import best_on_validation, model_records
+from .cross import candidates
 
 
 NEXT_STEPS = [
@@ -62,6 +63,37 @@ def cross_dataset_table(models: dict[str, Any]) -> pd.DataFrame:
                                             else "n/a")
         rows.append(row)
     return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
+
+
+def cross_dataset_lines(results: dict[str, Any]) -> list[str]:
+    """Plain sentences on notebook 7: each model on each archive's test split, the paired
+    differences, what a transferred and a refitted threshold do (empty before notebook 7)."""
+    section = results.get("cross_dataset")
+    if not section:
+        return []
+    lines = []
+    for name, c in candidates(results).items():
+        scores = [f"{d['test']['auc']:.3f} (95% CI {_ci(d['test'].get('auc_ci95'))}, n={d['test']['n']}) on {ds}"
+                  for ds, d in c.by_dataset.items()]
+        lines.append(f"{name} (trained on {' + '.join(c.trained_on)}): test AUC " + ", ".join(scores) + ".")
+    for row in section.get("paired", []):
+        lines.append(f"On {row['test set']}: {section['reference']} minus {row['minus']}, test AUC "
+                     f"{row['AUC difference']:+.3f} (paired bootstrap 95% CI {row['95% CI low']:+.3f} to "
+                     f"{row['95% CI high']:+.3f}, n={row['n']}).")
+    for key, t in section.get("thresholds", {}).items():
+        moved = t["transferred"]
+        text = (f"{key}: the threshold from its own validation gave sensitivity {moved['sensitivity']:.3f}, "
+                f"specificity {moved['specificity']:.3f}")
+        for size, r in t["refitted"].items():
+            if r.get("sensitivity"):
+                text += (f"; refitted on {size} of its images: sensitivity {r['sensitivity']['mean']:.3f} "
+                         f"(5-95% of samples {r['sensitivity']['p5']:.3f}-{r['sensitivity']['p95']:.3f}), "
+                         f"specificity {r['specificity']['mean']:.3f}")
+        lines.append(text + ".")
+    if section.get("best_on_validation"):
+        lines.append(f"Chosen on validation across both archives (mean validation AUC): "
+                     f"{section['best_on_validation']}, the model `predict` uses.")
+    return lines
 
 
 def multiclass_table(results: dict[str, Any]) -> pd.DataFrame:
@@ -178,6 +210,13 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     if h.get("seed_n", 0) > 1:
         lines.append(f"Over {h['seed_n']} seeds, {h['seed_model']} reached a mean test AUC of "
                      f"{h['seed_mean']:.3f} (standard deviation {h['seed_sd']:.3f}).")
+    found = candidates(results)
+    best = h.get("best_model")
+    if best and f"{best}" in found:
+        scores = [f"{d['test']['auc']:.3f} (95% CI {_ci(d['test'].get('auc_ci95'))}, n={d['test']['n']}) on {ds}"
+                  for ds, d in found[best].by_dataset.items()]
+        lines.append(f"On each archive's test split, {best} (trained on {' + '.join(found[best].trained_on)}) "
+                     "reaches a test AUC of " + " and ".join(scores) + ".")
     mc = multiclass_table(results)
     if len(mc):
         best_mc = mc["balanced acc."].idxmax()
@@ -202,7 +241,11 @@ def limitations(results: dict[str, Any]) -> list[str]:
         f"Small data: {data.get('images_used', 'n/a')} images from one processed ISIC Archive set "
         f"({data.get('name', 'n/a')}); one split; one seed per model except the seed study.",
         f"Low resolution for a CPU budget: {_sizes(results)} pixels.",
-        "External validity unknown: other clinics, cameras and skin types may differ; scored separately.",
+        ("Two archives, both mostly pigmented lesions of light-skinned patients under a dermatoscope: notebook 7 "
+         "shows how much the numbers move from one to the other; other clinics, phone cameras and darker skin "
+         "may move them further." if results.get("cross_dataset") else
+         "External validity unknown: the models were scored on one archive only; other clinics, cameras and skin "
+         "types may differ."),
         "Published reader-study operating points were measured on other images: orientation, not a contest.",
         "A research and teaching project, not a medical device: no prediction here is a diagnosis.",
     ]
@@ -247,6 +290,11 @@ def readme_markdown(results: dict[str, Any]) -> str:
     comparisons = comparison_lines(results)
     if comparisons:
         parts.append("\n" + "".join(f"- {line}\n" for line in comparisons))
+    cross = cross_dataset_table(results["models"])
+    if len(cross):
+        parts += ["\n**On each archive's test split** (the binary data set and HAM10000 as benign/malignant; "
+                  "lesions shared by the two archives kept on one side): test AUC with 95% CI, and sensitivity / "
+                  "specificity at each model's validation-chosen threshold.\n\n", markdown_table(cross)]
     mc = multiclass_table(results)
     if len(mc):
         parts += ["\n**Seven HAM10000 diagnoses**, test set; balanced accuracy = mean per-class recall.\n\n",

@@ -166,7 +166,8 @@ def test_a_second_photo_stands_out_from_its_neighbourhood():
     crowd = rng.normal(size=(30, 16)) * 0.3 + 5.0  # many similar, unrelated lesions (cosine ~0.99)
     lone = rng.normal(size=(2, 16))
     lone[1] = lone[0] + rng.normal(size=16) * 0.5  # two shots of one lesion: cosine ~0.9, far from the crowd
-    pairs = dup.similar_pairs(np.vstack([crowd, lone]), cosine=0.9999, margin=0.09, floor=0.75, k=5)
+    pairs = dup.similar_pairs(np.vstack([crowd, lone]), cosine=0.9999, margin=0.09, floor=0.75, k=5, min_images=0)
+    assert dup.similar_pairs(np.vstack([crowd, lone]), cosine=0.9999, k=5).empty  # too few images for a crowd
     linked = set(map(tuple, pairs[["i", "j"]].to_numpy()))
     assert (30, 31) in linked and 0.75 <= pairs.set_index(["i", "j"]).loc[(30, 31), "cosine"] < 0.9999
     assert not any(i < 30 and j < 30 for i, j in linked)  # the crowd: similar, but not standing out
