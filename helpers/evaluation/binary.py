@@ -186,7 +186,8 @@ def proportion_ci(k: int, n: int, alpha: float = 0.05) -> tuple[float | None, fl
     phat = k / n
     centre = (phat + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # at k = 0 or k = n one end equals phat in exact arithmetic; rounding must not push it past phat
+    return min(phat, max(0.0, centre - half)), max(phat, min(1.0, centre + half))
 
 
 def specificity_at_sensitivity(y, p, sensitivity: float) -> float | None:

@@ -267,3 +267,12 @@ def test_paired_auc_difference_matches_an_explicit_paired_resampling():
     assert same["difference"] == 0 and same["ci95"] == [0, 0] and same["p_b_not_better"] == 1
 
 
+
+
+def test_wilson_interval_matches_the_formula_and_contains_the_rate():
+    lo, hi = ev.proportion_ci(3, 11)  # textbook value for 3 of 11
+    assert (lo, hi) == pytest.approx((0.0975, 0.5656), abs=5e-4)
+    for k, n in ((0, 7), (7, 7), (0, 1), (0, 133), (133, 133), (1, 3)):
+        lo, hi = ev.proportion_ci(k, n)
+        assert 0 <= lo <= k / n <= hi <= 1, (k, n)  # never past the rate, even by rounding at 0 or 1
+    assert ev.proportion_ci(0, 0) == (None, None)
