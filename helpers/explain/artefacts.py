@@ -16,10 +16,15 @@ length and area in ``Settings`` is stated for 224 px and scales with the size.
   or pink, their blue-grey is desaturated). Black pen marks are missed.
 * ``ruler``: scale bars drawn as a dark bar with evenly spaced ticks (a comb
   among the thin dark lines). White rulers and loose tick marks are missed.
+* ``letterbox``: black bars along whole sides of the image (a non-square photo
+  padded to a square): rows or columns from an edge inward that are black
+  almost all the way across. A vignette is dark in the corners only, so the
+  vignette mask leaves these bands out.
 
 Removal: hair, ink and rulers are filled from the surrounding skin (a
 normalised Gaussian fill, or ``skimage.restoration.inpaint_biharmonic``); dark
-vignette corners are painted with the image's median skin colour.
+vignette corners and letterbox bars are painted with the image's median skin
+colour.
 ``shortcuts`` measures what that does to a model.
 """
 from __future__ import annotations
@@ -36,7 +41,7 @@ from skimage.morphology import skeletonize
 from skimage.restoration import inpaint_biharmonic
 
 
-DETECTED = ("hair", "vignette", "ink", "ruler")
+DETECTED = ("hair", "vignette", "ink", "ruler", "letterbox")
 
 
 REFERENCE_SIZE = 224  # the sizes and areas below are tuned for 224 px images
@@ -65,6 +70,8 @@ class Settings:
     ink_value: float = 0.25
     ink_min_area: int = 6          # px; lone saturated pixels are JPEG noise
     ink_flag: float = 0.002
+    letterbox_dark: float = 0.15   # a bar's row (column) is darker than this at its 95th percentile
+    letterbox_flag: float = 0.02   # share of the pixels in bars (0.02: a 4.5 px bar along one side)
 
 
 DEFAULT = Settings()
@@ -137,7 +144,31 @@ def vignette_mask(image: np.ndarray, settings: Settings = DEFAULT) -> np.ndarray
     labels, _ = ndimage.label(dark)
     h, w = dark.shape
     corner_labels = {labels[0, 0], labels[0, w - 1], labels[h - 1, 0], labels[h - 1, w - 1]} - {0}
-    return np.isin(labels, list(corner_labels))
+    return np.isin(labels, list(corner_labels)) & ~letterbox_mask(image, settings)
+
+
+def letterbox_mask(image: np.ndarray, settings: Settings = DEFAULT) -> np.ndarray:
+    """Black bars along whole sides: the rows (columns) from each edge inward
+    whose 95th-percentile grey level is below ``letterbox_dark``, i.e. black
+    almost all the way across. A round vignette's rows are bright in the middle,
+    so they do not count; nor do a few dark edge rows (under 1% of the side)."""
+    g = grey(image)
+    mask = np.zeros(g.shape, bool)
+    h, w = g.shape
+    for axis, side in ((1, h), (0, w)):
+        dark = np.percentile(g, 95, axis=axis) < settings.letterbox_dark
+        # contiguous dark run from each end of the row (column) profile
+        first = side if dark.all() else int(np.argmin(dark))
+        last = side if dark.all() else int(np.argmin(dark[::-1]))
+        for run, at_start in ((first, True), (last, False)):
+            if run < max(2, 0.01 * side):
+                continue
+            band = slice(0, run) if at_start else slice(side - run, side)
+            if axis == 1:
+                mask[band, :] = True
+            else:
+                mask[:, band] = True
+    return mask
 
 
 def thin_dark_lines(image: np.ndarray, settings: Settings = DEFAULT,
@@ -312,20 +343,24 @@ def ink_mask(image: np.ndarray, settings: Settings = DEFAULT, vignette: np.ndarr
 
 def find_masks(image: np.ndarray, settings: Settings = DEFAULT) -> dict[str, np.ndarray]:
     """Every artefact's mask for one image (plus ``lesion``), sharing the work."""
+    letterbox = letterbox_mask(image, settings)
     vignette = vignette_mask(image, settings)
-    lines = thin_dark_lines(image, settings, vignette)
+    background = vignette | letterbox  # dark borders: neither lesion, hair nor ink
+    lines = thin_dark_lines(image, settings, background)
     ruler = ruler_core(lines, settings)
-    lesion = lesion_mask(image, settings, vignette)
+    lesion = lesion_mask(image, settings, background)
     violet = _violet(image, settings)
-    ink = ink_mask(image, settings, vignette, lesion, violet)
+    ink = ink_mask(image, settings, background, lesion, violet)
     # violet strokes are marker ink, even where the ink detector ignores them (near the lesion)
     hair = lines & ~ruler & ~_grow(violet, 2)
     hair = _drop_lesion_texture(hair, lesion, settings)
-    return {"hair": _widen(hair), "vignette": vignette, "ink": ink, "ruler": _widen(ruler), "lesion": lesion}
+    return {"hair": _widen(hair), "vignette": vignette, "ink": ink, "ruler": _widen(ruler),
+            "letterbox": letterbox, "lesion": lesion}
 
 
 MASKS: dict[str, Callable[[np.ndarray, Settings], np.ndarray]] = {
-    "hair": hair_mask, "vignette": vignette_mask, "ink": ink_mask, "ruler": ruler_mask}
+    "hair": hair_mask, "vignette": vignette_mask, "ink": ink_mask, "ruler": ruler_mask,
+    "letterbox": letterbox_mask}
 
 
 def share(mask: np.ndarray, artefact: str) -> float:
@@ -428,7 +463,8 @@ def median_skin_colour(image: np.ndarray, exclude: np.ndarray | None = None) -> 
 
 
 def mask_vignette(image: np.ndarray, mask: np.ndarray | None = None, settings: Settings = DEFAULT) -> np.ndarray:
-    """Paint the dark corners with the image's median skin colour (the soft rim included)."""
+    """Paint the dark corners (or letterbox bars: pass their mask) with the
+    image's median skin colour, the soft rim included."""
     mask = vignette_mask(image, settings) if mask is None else mask
     if not mask.any():
         return np.asarray(image, dtype=np.uint8).copy()
@@ -440,10 +476,10 @@ def mask_vignette(image: np.ndarray, mask: np.ndarray | None = None, settings: S
 
 def remove(image: np.ndarray, artefact: str, mask: np.ndarray | None = None, settings: Settings = DEFAULT,
            method: str = "smooth") -> np.ndarray:
-    """The image with one artefact removed: a vignette painted over with the skin
-    colour, anything else filled from its surroundings."""
+    """The image with one artefact removed: a vignette or letterbox bars painted
+    over with the skin colour, anything else filled from its surroundings."""
     mask = MASKS[artefact](image, settings) if mask is None else mask
-    if artefact == "vignette":
+    if artefact in ("vignette", "letterbox"):
         return mask_vignette(image, mask, settings)
     if artefact == "ink":
         mask = _grow(mask, 2 * _scale(image))  # the detector keeps the saturated core of a stroke only

@@ -10,18 +10,20 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ..evaluation.binary import binary_metrics, bootstrap_auc_ci
+from ..evaluation.binary import binary_metrics, bootstrap_auc_ci, proportion_ci
 from .artefacts import DEFAULT, DETECTED, Scan, Settings, control_mask, fill, remove, resize
 
 
 def agreement(detected: pd.DataFrame, tags: pd.DataFrame) -> pd.DataFrame:
-    """Detector vs tags by eye, per artefact: counts, agreement and Cohen's kappa.
+    """Detector vs labels by eye, per artefact the two tables both carry: counts,
+    agreement, Cohen's kappa, and the detector's precision and recall (taking
+    the eye as truth) with 95% Wilson intervals.
 
     Both tables carry ``path`` and one boolean column per artefact.
     """
     merged = tags.merge(detected, on="path", suffixes=("_eye", "_detector"))
     rows = []
-    for artefact in DETECTED:
+    for artefact in [a for a in DETECTED if a in tags.columns and a in detected.columns]:
         eye = merged[f"{artefact}_eye"].astype(bool).to_numpy()
         det = merged[f"{artefact}_detector"].astype(bool).to_numpy()
         tp, fp = int((eye & det).sum()), int((~eye & det).sum())
@@ -31,8 +33,24 @@ def agreement(detected: pd.DataFrame, tags: pd.DataFrame) -> pd.DataFrame:
         expected = ((tp + fp) * (tp + fn) + (fn + tn) * (fp + tn)) / n**2 if n else np.nan
         kappa = (observed - expected) / (1 - expected) if n and expected < 1 else np.nan
         rows.append({"artefact": artefact, "n": n, "by_eye": tp + fn, "detected": tp + fp, "both": tp,
-                     "detector_only": fp, "eye_only": fn, "agreement": observed, "kappa": kappa})
+                     "detector_only": fp, "eye_only": fn, "agreement": observed, "kappa": kappa,
+                     "precision": tp / (tp + fp) if tp + fp else np.nan,
+                     "precision_ci95": list(proportion_ci(tp, tp + fp)),
+                     "recall": tp / (tp + fn) if tp + fn else np.nan,
+                     "recall_ci95": list(proportion_ci(tp, tp + fn))})
     return pd.DataFrame(rows).set_index("artefact")
+
+
+def detector_sentences(table: pd.DataFrame, images: str) -> list[str]:
+    """One line per artefact from ``agreement``: precision and recall with their
+    intervals and the counts behind them."""
+    return [f"{a}: precision {_value(r['precision'])}{_ci_text(r['precision_ci95'])} ({r['both']} of "
+            f"{r['detected']} flagged), recall {_value(r['recall'])}{_ci_text(r['recall_ci95'])} ({r['both']} of "
+            f"{r['by_eye']} marked by eye), on {r['n']} {images}." for a, r in table.iterrows()]
+
+
+def _value(x) -> str:
+    return "n/a" if x is None or pd.isna(x) else f"{x:.2f}"
 
 
 def _auc_with_ci(y: np.ndarray, p: np.ndarray, seed: int, n_resamples: int):
@@ -51,7 +69,8 @@ class Removal:
     model's input the same way the cleaned images are, so ``after - before``
     is the removal alone and not a difference in resizing. Per artefact:
     ``index`` of the flagged images, ``after`` (artefact removed) and
-    ``control`` (the same amount of filling elsewhere; None for vignettes).
+    ``control`` (the same amount of filling elsewhere; None for vignettes and
+    letterbox bars).
     """
 
     p_all: np.ndarray
@@ -78,8 +97,8 @@ def removal_predictions(predict: Callable[[np.ndarray], np.ndarray], image_size:
         masks = [found.masks[artefact][i] for i in idx]
         cleaned = np.stack([remove(images[i], artefact, m, settings, method) for i, m in zip(idx, masks)])
         after[artefact] = predict(resize(cleaned, image_size))
-        if artefact == "vignette":
-            control[artefact] = None  # painting corners elsewhere has no meaning
+        if artefact in ("vignette", "letterbox"):
+            control[artefact] = None  # painting borders elsewhere has no meaning
         else:
             moved = np.stack([fill(images[i], control_mask(m, found.lesions[i]), method)
                               for i, m in zip(idx, masks)])

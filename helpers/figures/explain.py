@@ -1,5 +1,6 @@
 """Figures of the explanations chapter: LIME beside Grad-CAM, contact sheets of
-test images, artefacts found and removed, and what removing them does."""
+test images, artefacts found and removed, what removing them does, and what
+pasting them onto benign images does."""
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -12,6 +13,7 @@ from skimage.segmentation import mark_boundaries
 
 from ..data.labels import CLASS_NAMES
 from ..explain.artefacts import DEFAULT, DETECTED, Scan, Settings, remove
+from ..explain.counterfactual import paste
 from ..explain.focus import list_errors
 from ..explain.gradcam import grad_cam
 from ..explain.lime import Explained
@@ -103,7 +105,8 @@ def error_contact_sheet(table: pd.DataFrame, images: np.ndarray, p: np.ndarray, 
         f"then {len(wrong) - n_fn} false alarms (FP), most confident first"))
 
 
-COLOURS = {"hair": (0, 255, 0), "vignette": (255, 255, 0), "ink": (0, 255, 255), "ruler": (255, 0, 255)}
+COLOURS = {"hair": (0, 255, 0), "vignette": (255, 255, 0), "ink": (0, 255, 255), "ruler": (255, 0, 255),
+           "letterbox": (255, 128, 0)}
 
 
 def overlay(image: np.ndarray, masks: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -142,7 +145,7 @@ def plot_examples(images: np.ndarray, paths: Sequence[str], found: Scan, per_art
                   remove(images[i], artefact, mask, settings, method))
         titles = (paths[i].rsplit("/", 2)[-2] + "/" + paths[i].rsplit("/", 1)[-1],
                   f"{artefact} found ({found.table.at[i, artefact + '_share']:.1%})",
-                  "removed" if artefact != "vignette" else "corners masked")
+                  "removed" if artefact not in ("vignette", "letterbox") else "borders masked")
         for ax, im, title in zip(row, panels, titles):
             ax.imshow(im)
             ax.set_title(title, fontsize=8)
@@ -195,4 +198,52 @@ def plot_effects(table: pd.DataFrame):
     ax3.axhline(0, color="grey", lw=0.8)
     ax3.set_ylabel("mean change of P(malignant)")
     ax3.set_title("Artefact removed: in which direction", fontsize=10)
+    return fig
+
+
+def plot_pasted(image: np.ndarray, stickers: Mapping[str, Sequence]):
+    """One benign image as it is and with the first sticker of each artefact pasted on."""
+    shown = [(a, pool[0]) for a, pool in stickers.items() if pool]
+    fig, axes = plt.subplots(1, 1 + len(shown), figsize=(2.6 * (1 + len(shown)), 2.9), squeeze=False)
+    axes[0, 0].imshow(image)
+    axes[0, 0].set_title("benign test image", fontsize=8)
+    for ax, (artefact, sticker) in zip(axes[0, 1:], shown):
+        ax.imshow(paste(image, sticker))
+        origin = sticker.source if artefact == "letterbox" else f"cut from {_short(sticker.source)}"
+        ax.set_title(f"+ {artefact}\n({origin})", fontsize=8)
+    for ax in axes.flat:
+        ax.axis("off")
+    return fig
+
+
+def plot_paste_effects(table: pd.DataFrame, small_change: float = 0.02, few_flips: float = 0.02):
+    """Left: mean change of P(malignant) when each artefact is pasted on, 95% CI,
+    per model; right: share of decisions flipped, 95% CI. Dashed: the targets."""
+    models = list(dict.fromkeys(table["model"]))
+    artefacts_ = list(dict.fromkeys(table["artefact"]))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
+    width = 0.8 / max(1, len(models))
+    for m, model in enumerate(models):
+        part = table[table["model"] == model].set_index("artefact").reindex(artefacts_)
+        xs = np.arange(len(artefacts_)) + (m - (len(models) - 1) / 2) * width
+        for ax, col, ci in ((ax1, "mean_dp", "mean_dp_ci95"), (ax2, "flip_rate", "flip_rate_ci95")):
+            values = part[col].astype(float).to_numpy()
+            lo = np.array([c[0] if isinstance(c, list) else np.nan for c in part[ci]], float)
+            hi = np.array([c[1] if isinstance(c, list) else np.nan for c in part[ci]], float)
+            ax.bar(xs, values, width * 0.9, color=f"C{m}", alpha=0.8, label=model)
+            # clipped: a constant change has an interval equal to it, give or take rounding
+            ax.errorbar(xs, values, yerr=np.clip([values - lo, hi - values], 0, None), fmt="none", ecolor="black",
+                        capsize=2)
+    n = table.groupby("artefact", sort=False)["n"].first()
+    for ax in (ax1, ax2):
+        ax.set_xticks(range(len(artefacts_)), [f"{a}\n(n={n[a]})" for a in artefacts_])
+        ax.legend(fontsize=7)
+    for y in (-small_change, small_change):
+        ax1.axhline(y, color="grey", ls="--", lw=0.8)
+    ax1.axhline(0, color="black", lw=0.6)
+    ax2.axhline(few_flips, color="grey", ls="--", lw=0.8)
+    ax1.set_ylabel("mean change of P(malignant)")
+    ax1.set_title("Artefact pasted onto benign test images", fontsize=10)
+    ax2.set_ylabel("share of decisions flipped")
+    ax2.set_title("Decisions that flip at each model's threshold", fontsize=10)
     return fig

@@ -138,6 +138,48 @@ def paired_auc_comparison(name: str, others: list[str], arrays: SplitArrays, *, 
                          for other, r in rows.items()}).T.rename_axis(f"{name} minus")
 
 
+def record_mitigation(name: str, baseline: str, others: Mapping[str, SplitArrays], *, seed: int = 0,
+                      n_resamples: int = 1000, out: OutputDirs | None = None) -> dict[str, Any]:
+    """Does ``name`` (a mitigation) beat ``baseline`` on the data sets neither was
+    trained on? Judged on their *validation* splits by the paired bootstrap of the
+    AUC difference (test splits reported beside it, never used to decide):
+    ``helps`` when the 95% interval is above zero, ``hurts`` when below, else
+    ``no clear difference``. Recorded as ``models[name]["mitigation"]``."""
+    out = out or output_dirs()
+    recorded = results.load_results(out.results).get("models", {})
+    for model in (name, baseline):
+        if "by_dataset" not in recorded.get(model, {}):
+            raise LookupError(f"{model} has no per-data-set predictions in {out.results}: run notebook 3 first.")
+    verdicts, lines = {}, []
+    for other in others.values():
+        d = _dataset_name(other)
+        row = {}
+        for part, key in (("val", "val_predictions"), ("test", "predictions")):
+            ids = other.tables[part]["image_id"].tolist()
+            p = [read_isic_predictions(out.models / recorded[m]["by_dataset"][d][key], ids, CLASS_NAMES)[:, 1]
+                 for m in (baseline, name)]
+            diff = paired_auc_difference(other.y[part], p[0], p[1], n_resamples=n_resamples, seed=seed)
+            diff["method"] = diff["method"].replace("test images", f"{d} {'validation' if part == 'val' else 'test'} "
+                                                    "images")
+            row["validation" if part == "val" else "test"] = diff
+        lo, hi = row["validation"]["ci95"]
+        row["verdict"] = ("not judged" if lo is None else "helps" if lo > 0 else "hurts" if hi < 0
+                          else "no clear difference")
+        verdicts[d] = row
+        v, t = row["validation"], row["test"]
+        lines.append(f"{name} minus {baseline} on {d} (trained on neither): validation AUC "
+                     f"{v['difference']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}] "
+                     f"(n={len(other.y['val'])}) -> {row['verdict']}; test AUC {t['difference']:+.3f} "
+                     f"[{t['ci95'][0]:+.3f}, {t['ci95'][1]:+.3f}] (n={len(other.y['test'])}, reported only).")
+    section = {"baseline": baseline, "by_dataset": verdicts,
+               "kept": any(v["verdict"] == "helps" for v in verdicts.values()),
+               "rule": "kept only if the paired 95% CI of the validation AUC difference on a data set "
+                       "it was not trained on lies above zero",
+               "sentence": " ".join(lines) if lines else f"no other data set: {name} not judged against {baseline}."}
+    results.update_results({"models": {name: {"mitigation": jsonable(section)}}}, out.results)
+    return section
+
+
 def record_data_summary(report: dict[str, Any], data_root: Path, out: OutputDirs | None = None) -> dict:
     """The headline numbers of the data report, into results.json under "data".
 
@@ -316,16 +358,25 @@ _EFFECT_KEYS = ("auc_with", "auc_with_ci95", "auc_without", "auc_without_ci95", 
 
 def record_artefacts(*, n_images: int, image_size: int, sample: str, agreement: pd.DataFrame | None,
                      rates: pd.DataFrame, effects: pd.DataFrame, summary: Sequence[str],
+                     pasted: pd.DataFrame | None = None,
                      out: OutputDirs | None = None) -> dict[str, Any]:
     """Notebook 4's artefact study under ``results["artefacts"]``: detector
-    agreement with the tags by eye, how often each artefact is on each class,
-    and per model the AUC with and without it and what removing it did."""
+    precision and recall against the labels by eye on training images, how often
+    each artefact is on each class, per model the AUC with and without it and
+    what removing it did, and (``pasted``) what pasting it onto benign images did."""
     out = out or output_dirs()
     section: dict[str, Any] = {"n_images": int(n_images), "image_size": int(image_size), "sample": sample}
     if agreement is not None:
-        section["detector_vs_eye"] = {a: {"n": int(r["n"]), "agreement": float(r["agreement"]),
-                                          "kappa": None if pd.isna(r["kappa"]) else float(r["kappa"])}
-                                      for a, r in agreement.iterrows()}
+        section["detector_vs_eye"] = {
+            a: {"n": int(r["n"]), "by_eye": int(r["by_eye"]), "detected": int(r["detected"]), "both": int(r["both"]),
+                "agreement": float(r["agreement"]), "kappa": None if pd.isna(r["kappa"]) else float(r["kappa"]),
+                "precision": None if pd.isna(r["precision"]) else float(r["precision"]),
+                "precision_ci95": r["precision_ci95"],
+                "recall": None if pd.isna(r["recall"]) else float(r["recall"]), "recall_ci95": r["recall_ci95"]}
+            for a, r in agreement.iterrows()}
+        section["detector_vs_eye_on"] = "tests/fixtures/artefact_labels_training.csv (training images)"
+    if pasted is not None:
+        section["pasted_on_benign"] = pasted.to_dict("records")
     for artefact in rates.index:
         block = {"rate_benign": float(rates.loc[artefact, "benign"]),
                  "rate_malignant": float(rates.loc[artefact, "malignant"])}

@@ -14,7 +14,7 @@ from matplotlib.backends.backend_pdf import PdfPages
 
 from ..atomic import atomic_path
 from .tables import (NEXT_STEPS, binary_table, cross_dataset_lines, headline, limitations, method_lines,
-                     multiclass_table, summary_lines)
+                     multiclass_table, shortcut_lines, summary_lines)
 
 
 SLIDE = (13.33, 7.5)  # 16:9 inches
@@ -24,12 +24,13 @@ def _text_slide(pdf: PdfPages, title: str, lines: list[str], size: int = 19) -> 
     fig = plt.figure(figsize=SLIDE)
     fig.text(0.05, 0.88, title, fontsize=32, weight="bold")
     y = 0.76
+    scale = size / 19  # smaller type: more characters per line, closer lines
     for line in lines:
-        wrapped = textwrap.wrap(line, 80) or [""]
+        wrapped = textwrap.wrap(line, round(80 / scale)) or [""]
         for i, part in enumerate(wrapped):
             fig.text(0.06, y, ("- " if i == 0 else "  ") + part, fontsize=size)
-            y -= 0.06
-        y -= 0.02
+            y -= 0.06 * scale
+        y -= 0.02 * scale
     pdf.savefig(fig)
     plt.close(fig)
 
@@ -116,6 +117,11 @@ def build_presentation(results: dict[str, Any], images_dir: str | os.PathLike,
             figure(f"{best}_confusion", f"Confusion matrix of {best} (test set)")
         figure("lime_explanations", "What the best model looks at (LIME, Grad-CAM)")
         figure("artefact_effects", "Does the model rely on artefacts?")
+        figure("counterfactual_effects", "A ruler, ink or black bars pasted onto benign lesions",
+               "Mean change of P(malignant) and decisions flipped, 95% CIs; dashed: the project's targets.")
+        shortcut = shortcut_lines(results, models=(best, "lite0_imagenet", "lite0_artefact_aug"))
+        if shortcut:
+            _text_slide(pdf, "Shortcuts", shortcut, size=11)
         mc = multiclass_table(results)
         if len(mc):
             _table_slide(pdf, "Seven HAM10000 diagnoses: test set", mc,

@@ -18,9 +18,11 @@ from .cross import candidates
 
 
 NEXT_STEPS = [
-    "Score the models on external test sets from other clinics and devices.",
+    "Score the models on further test sets from other clinics, devices and skin types.",
+    "Better artefact detectors (the ruler detector misses most rulers): a classifier on learned features, "
+    "trained on more images labelled by eye.",
     "Higher resolution (224 px) and ensembles on a GPU; test-time augmentation.",
-    "Colour constancy and lesion segmentation to reduce reliance on artefacts.",
+    "Lesion segmentation, so a model can be told to look at the lesion only.",
 ]
 
 
@@ -233,6 +235,37 @@ def _sizes(results: dict[str, Any]) -> str:
 def _target(results: dict[str, Any]) -> str:
     targets = {m.get("target_sensitivity") for m in results.get("models", {}).values()} - {None}
     return ", ".join(f"{t:.2f}" for t in sorted(targets)) or "n/a"
+
+
+def shortcut_lines(results: dict[str, Any], models: tuple[str | None, ...] | None = None) -> list[str]:
+    """What notebooks 3 and 4 found about artefacts: how good the detectors are
+    (labels by eye on training images), what pasting an artefact onto benign
+    test images does to each model (only ``models``, if given), and whether the
+    mitigation was kept."""
+    art = results.get("artefacts", {})
+    lines = []
+    checked = art.get("detector_vs_eye", {})
+    if checked:
+        n = next(iter(checked.values()))["n"]
+        lines.append(f"Detectors checked on {n} training images labelled by eye: " + "; ".join(
+            f"{a} precision {_p(r.get('precision'))} recall {_p(r.get('recall'))} ({r.get('by_eye')} marked)"
+            for a, r in checked.items() if "precision" in r) + ".")
+    for r in art.get("pasted_on_benign", []):
+        if models is not None and r["model"] not in models:
+            continue
+        lo, hi = r["mean_dp_ci95"]
+        lines.append(f"{r['model']}: a pasted {r['artefact']} moves P(malignant) on {r['n']} benign isic-mvb test "
+                     f"images by {r['mean_dp']:+.3f} [{lo:+.3f}, {hi:+.3f}] and flips {r['flip_rate']:.1%} "
+                     f"[{r['flip_rate_ci95'][0]:.1%}-{r['flip_rate_ci95'][1]:.1%}] of decisions.")
+    for name, record in results.get("models", {}).items():
+        if "mitigation" in record:
+            m = record["mitigation"]
+            lines.append(f"{name} ({'kept' if m['kept'] else 'not kept'}: {m['rule']}): {m['sentence']}")
+    return lines
+
+
+def _p(x) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
 
 
 def limitations(results: dict[str, Any]) -> list[str]:

@@ -1,7 +1,8 @@
 """Training: how the models learn, and how they are run on images.
 
 ================  ================================================================
-``augment``       random flips, rotations, crops and colour changes, fresh each epoch
+``augment``       random flips, rotations, crops and colour changes, fresh each epoch;
+                  artefacts (rulers, ink, black bars) pasted onto both classes
 ``fitting``       ``fit`` and ``fit_transfer`` (early stopping on validation AUC),
                   ``FitResult``, prediction (``predict_proba``, ``predict_array``)
 ``imbalance``     class weights and the focal loss
@@ -13,11 +14,11 @@
 A new way to train goes into ``fitting`` (or a recipe into ``recipes``, recorded
 with its model so it can be repeated exactly).
 """
-from .augment import Augmentation, augmented_examples
+from .augment import ArtefactAugmentation, Augmentation, augmented_examples
 from .fitting import FitResult, augmented_pool, fit, fit_transfer, predict_array, predict_proba
 from .imbalance import LOSS_CANDIDATES, LossChoice, class_weights
 from .recipes import Lite0Recipe, recorded_recipe, seed_study, train_lite0
 
-__all__ = ["Augmentation", "FitResult", "LOSS_CANDIDATES", "Lite0Recipe", "LossChoice", "augmented_examples",
-           "augmented_pool", "class_weights", "fit", "fit_transfer", "predict_array", "predict_proba",
-           "recorded_recipe", "seed_study", "train_lite0"]
+__all__ = ["ArtefactAugmentation", "Augmentation", "FitResult", "LOSS_CANDIDATES", "Lite0Recipe", "LossChoice",
+           "augmented_examples", "augmented_pool", "class_weights", "fit", "fit_transfer", "predict_array",
+           "predict_proba", "recorded_recipe", "seed_study", "train_lite0"]

@@ -1,7 +1,7 @@
 """Data augmentation: random changes drawn afresh for every image, every epoch."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
@@ -45,6 +45,58 @@ class Augmentation:
             x = tf.image.stateless_random_saturation(x, 1 - self.saturation, 1 + self.saturation,
                                                      seeds[7])
         return tf.clip_by_value(x, 0.0, 1.0) * 255.0
+
+
+@dataclass
+class ArtefactAugmentation:
+    """Artefacts pasted onto images of *both* classes, then ``base``'s changes.
+
+    If rulers, ink and black bars come as often with benign as with malignant
+    training images, they stop predicting the label, and a model has no reason
+    to learn them. ``pixels``/``masks`` hold stickers (rulers, ink marks) cut
+    from training images (``explain.counterfactual.artefact_bank``) at the
+    model's image size: with probability ``sticker_rate`` one of them, turned by
+    a random multiple of 90 degrees, is pasted on; with probability
+    ``letterbox_rate`` black bars of 3-15% of the side go on two opposite sides.
+    """
+
+    pixels: np.ndarray           # (k, size, size, 3) uint8
+    masks: np.ndarray            # (k, size, size) bool
+    base: Augmentation = field(default_factory=Augmentation)
+    sticker_rate: float = 0.3
+    letterbox_rate: float = 0.15
+
+    def __post_init__(self):
+        if len(self.pixels) != len(self.masks):
+            raise ValueError(f"{len(self.pixels)} sticker images but {len(self.masks)} masks")
+        self._pixels = tf.constant(np.asarray(self.pixels, np.float32))
+        self._masks = tf.constant(np.asarray(self.masks, np.float32)[..., None])
+
+    def _artefacts(self, image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        seeds = tf.random.experimental.stateless_split(seed, num=6)
+        x = image
+        if len(self.pixels) and self.sticker_rate > 0:
+            k = tf.random.stateless_uniform([], seeds[0], 0, len(self.pixels), dtype=tf.int32)
+            turn = tf.random.stateless_uniform([], seeds[1], 0, 4, dtype=tf.int32)
+            sticker, mask = tf.image.rot90(self._pixels[k], turn), tf.image.rot90(self._masks[k], turn)
+            on = tf.cast(tf.random.stateless_uniform([], seeds[2]) < self.sticker_rate, tf.float32)
+            x = x * (1 - on * mask) + sticker * (on * mask)
+        if self.letterbox_rate > 0:
+            size = tf.shape(image)[0]
+            bar = tf.cast(tf.random.stateless_uniform([], seeds[3], 0.03, 0.15) * tf.cast(size, tf.float32),
+                          tf.int32)
+            idx = tf.range(size)
+            band = tf.cast((idx < bar) | (idx >= size - bar), tf.float32)
+            across = tf.random.stateless_uniform([], seeds[4]) < 0.5  # bars left-right or top-bottom
+            mask = tf.where(across, band[None, :, None] * tf.ones([size, 1, 1]),
+                            band[:, None, None] * tf.ones([1, size, 1]))
+            on = tf.cast(tf.random.stateless_uniform([], seeds[5]) < self.letterbox_rate, tf.float32)
+            x = x * (1 - on * mask) + 4.0 * on * mask
+        return x
+
+    def __call__(self, image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        seeds = tf.random.experimental.stateless_split(seed, num=2)
+        return self.base(self._artefacts(image, seeds[0]), seeds[1])
 
 
 def augmented_examples(image: np.ndarray, augment: Augmentation, seed: int) -> np.ndarray:

@@ -6,12 +6,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
 from .. import results, seeding
 from ..config import OutputDirs, output_dirs
 from ..data.arrays import SplitArrays, load_split_arrays
 from ..evaluation.binary import binary_metrics
 from ..models.transfer import build_lite0_transfer, calibrate_batch_norm, lite0_unfreezer
-from .augment import Augmentation
+from ..explain.counterfactual import training_bank
+from .augment import ArtefactAugmentation, Augmentation
 from .fitting import fit_transfer, predict_proba
 
 
@@ -26,6 +29,9 @@ class Lite0Recipe:
     finetune_blocks: int = 8    # top blocks of 16 opened in stage 2
     colour_constancy: bool = True
     batch_size: int = 32
+    # rulers, ink and black bars pasted onto both classes in stage 2, e.g.
+    # {"n_scan": 800, "per_half": 8, "sticker_rate": 0.3, "letterbox_rate": 0.15}; None: off
+    artefact_augmentation: dict | None = None
 
     def as_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,6 +47,9 @@ def train_lite0(recipe: Lite0Recipe, arrays: SplitArrays, seed: int, *, pretrain
     """
     if arrays.image_size != recipe.image_size:
         raise ValueError(f"images are {arrays.image_size} px, the recipe wants {recipe.image_size}")
+    augment = Augmentation()
+    if recipe.artefact_augmentation:
+        augment = artefact_augmentation(arrays, seed, **recipe.artefact_augmentation)
     seeding.set_seed(seed)
     tm = build_lite0_transfer(recipe.image_size, pretrained=pretrained,
                                      colour_constancy=recipe.colour_constancy)
@@ -50,8 +59,21 @@ def train_lite0(recipe: Lite0Recipe, arrays: SplitArrays, seed: int, *, pretrain
         tm, arrays.x, arrays.y, head_epochs=recipe.head_epochs,
         finetune_epochs=recipe.finetune_epochs if finetune_epochs is None else finetune_epochs,
         unfreeze=lite0_unfreezer(recipe.finetune_blocks), seed=seed,
-        batch_size=recipe.batch_size, augment=Augmentation(), verbose=0)
+        batch_size=recipe.batch_size, augment=augment, verbose=0)
     return tm, fit
+
+
+def artefact_augmentation(arrays: SplitArrays, seed: int, *, n_scan: int = 800, per_half: int = 8,
+                          sticker_rate: float = 0.3, letterbox_rate: float = 0.15) -> ArtefactAugmentation:
+    """The ``"train"`` half of the sticker bank cut from ``n_scan`` training images
+    (``explain.counterfactual.training_bank``; notebook 4 tests with the other
+    half), at the arrays' image size, pasted by ``ArtefactAugmentation``."""
+    bank = training_bank(arrays.tables["train"], n_scan, per_half, seed)["train"]
+    stickers = [s.at(arrays.image_size) for pool in bank.values() for s in pool]
+    size = arrays.image_size
+    pixels = np.stack([s.pixels for s in stickers]) if stickers else np.zeros((0, size, size, 3), np.uint8)
+    masks = np.stack([s.mask for s in stickers]) if stickers else np.zeros((0, size, size), bool)
+    return ArtefactAugmentation(pixels, masks, sticker_rate=sticker_rate, letterbox_rate=letterbox_rate)
 
 
 def recorded_recipe(name: str = "lite0_imagenet", out: OutputDirs | None = None

@@ -6,65 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from artefact_factory import (LESION, SIZE, SKIN, skin_with_lesion, with_hair, with_ink, with_letterbox,
+                              with_ruler, with_vignette)
 from helpers.explain import artefacts, shortcuts
 from helpers.figures import explain as figexplain
-
-SIZE = 224
-SKIN = np.array([215, 160, 150], dtype=np.float64)
-LESION = np.array([120, 70, 50], dtype=np.float64)
-
-
-def skin_with_lesion(seed: int = 0) -> np.ndarray:
-    """Pink skin with mild noise and a brown elliptic lesion in the centre."""
-    rng = np.random.default_rng(seed)
-    img = SKIN + rng.normal(0, 4, (SIZE, SIZE, 3))
-    yy, xx = np.mgrid[:SIZE, :SIZE]
-    lesion = ((yy - 112) / 38) ** 2 + ((xx - 112) / 50) ** 2 <= 1
-    img[lesion] = LESION + rng.normal(0, 4, (lesion.sum(), 3))
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
-def draw_line(img: np.ndarray, p0, p1, colour, width: int = 2) -> np.ndarray:
-    """Draw a straight line (in place) and return its mask."""
-    mask = np.zeros(img.shape[:2], bool)
-    n = int(np.hypot(p1[0] - p0[0], p1[1] - p0[1]) * 2) + 1
-    for t in np.linspace(0, 1, n):
-        y, x = p0[0] + t * (p1[0] - p0[0]), p0[1] + t * (p1[1] - p0[1])
-        mask[int(y):int(y) + width, int(x):int(x) + width] = True
-    img[mask] = colour
-    return mask
-
-
-def with_hair(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    img = skin_with_lesion(seed)
-    mask = np.zeros((SIZE, SIZE), bool)
-    for p0, p1 in (((5, 10), (200, 60)), ((20, 210), (215, 150)), ((100, 0), (140, 223)), ((0, 120), (60, 223))):
-        mask |= draw_line(img, p0, p1, (40, 30, 25))
-    return img, mask
-
-
-def with_vignette(seed: int = 0) -> np.ndarray:
-    img = skin_with_lesion(seed)
-    yy, xx = np.mgrid[:SIZE, :SIZE]
-    outside = np.hypot(yy - 111.5, xx - 111.5) > 118
-    img[outside] = (12, 10, 10)
-    return img
-
-
-def with_ink(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    img = skin_with_lesion(seed)
-    mask = draw_line(img, (20, 20), (60, 40), (120, 60, 170), width=4)
-    mask |= draw_line(img, (170, 180), (210, 200), (110, 50, 160), width=4)
-    return img, mask
-
-
-def with_ruler(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A scale bar below the lesion: a dark bar with a tick every 6 px."""
-    img = skin_with_lesion(seed)
-    mask = draw_line(img, (195, 40), (195, 160), (35, 35, 35), width=2)
-    for x in range(40, 161, 6):
-        mask |= draw_line(img, (187, x), (195, x), (35, 35, 35), width=1)
-    return img, mask
 
 
 def flags(image: np.ndarray) -> dict[str, bool]:
@@ -78,7 +23,7 @@ def test_clean_image_is_not_flagged():
 
 def test_drawn_hair_is_found_and_removed():
     img, drawn = with_hair()
-    assert flags(img) == {"hair": True, "vignette": False, "ink": False, "ruler": False}
+    assert flags(img) == {"hair": True, "vignette": False, "ink": False, "ruler": False, "letterbox": False}
     mask = artefacts.hair_mask(img)
     assert mask[drawn].mean() > 0.8  # most of every drawn hair
     assert mask[~artefacts._grow(drawn, 3)].mean() < 0.01  # little else
@@ -99,6 +44,22 @@ def test_dark_corners_are_found_and_masked():
     assert np.abs(masked[0, 0].astype(float) - SKIN).max() < 20  # painted the skin's colour
     assert np.array_equal(masked[112, 112], img[112, 112])  # the lesion is untouched
     assert not flags(masked)["vignette"]
+
+
+def test_letterbox_bars_are_found_and_not_taken_for_a_vignette():
+    img = with_letterbox(bar=20)
+    found = flags(img)
+    assert found["letterbox"] and not found["vignette"]
+    mask = artefacts.letterbox_mask(img)
+    assert mask[:, :20].all() and mask[:, SIZE - 20:].all() and not mask[:, 25:SIZE - 25].any()
+    # a round field's dark corners are a vignette, not bars
+    assert not flags(with_vignette())["letterbox"]
+    # a thin dark edge (1 row) is not a bar
+    edge = skin_with_lesion()
+    edge[0] = 0
+    assert not artefacts.letterbox_mask(edge).any()
+    painted = artefacts.remove(img, "letterbox")
+    assert artefacts.grey(painted)[:, :20].mean() > 0.5 and not flags(painted)["letterbox"]
 
 
 def test_violet_ink_is_found_and_removed():
@@ -170,6 +131,28 @@ def test_agreement_counts_and_kappa():
     assert table.loc["hair", "agreement"] == pytest.approx(0.75)
     assert table.loc["hair", "kappa"] == pytest.approx(0.5)
     assert table.loc["vignette", "kappa"] == pytest.approx(1.0)
+    # precision 1 of 2 flagged, recall 1 of 1 marked; Wilson intervals around them
+    assert table.loc["hair", "precision"] == pytest.approx(0.5) and table.loc["hair", "recall"] == pytest.approx(1.0)
+    lo, hi = table.loc["hair", "precision_ci95"]
+    assert 0 < lo < 0.5 < hi < 1
+    # artefacts the labels do not carry (here letterbox) are left out, not counted as absent
+    assert "letterbox" not in table.index
+    # nothing flagged: precision undefined, not zero
+    assert np.isnan(table.loc["ink", "precision"]) and table.loc["ink", "precision_ci95"] == [None, None]
+    lines = shortcuts.detector_sentences(table, "drawn images")
+    assert lines[0].startswith("hair: precision 0.50 [") and "n/a" in lines[2]
+
+
+def test_training_labels_file_is_well_formed():
+    """The labels by eye that the detectors are checked against: training images only, 150 or more."""
+    from helpers.config import REPO_ROOT
+
+    labels = pd.read_csv(REPO_ROOT / "tests" / "fixtures" / "artefact_labels_training.csv", keep_default_na=False)
+    assert len(labels) >= 150 and labels["path"].is_unique
+    assert labels["path"].str.match(r"^train/(benign|malignant)/\d+\.jpg$").all()
+    marked = ["ruler", "ink", "vignette", "letterbox"]
+    assert labels[marked].isin([0, 1]).all().all() and (labels[marked].sum() > 0).all()
+    assert labels["how"].str.contains("before any detector").all()
 
 
 def test_by_eye_tags_file_is_well_formed():
@@ -177,8 +160,9 @@ def test_by_eye_tags_file_is_well_formed():
 
     tags = pd.read_csv(REPO_ROOT / "tests" / "fixtures" / "artefact_tags_by_eye.csv")
     assert 20 <= len(tags) and tags["path"].is_unique
-    assert set(artefacts.DETECTED) <= set(tags.columns)
-    assert tags[list(artefacts.DETECTED) + ["seen_in_tuning"]].isin([0, 1]).all().all()
+    tagged = [a for a in artefacts.DETECTED if a != "letterbox"]  # tagged before the letterbox detector existed
+    assert set(tagged) <= set(tags.columns)
+    assert tags[tagged + ["seen_in_tuning"]].isin([0, 1]).all().all()
     assert tags["path"].str.match(r"^test/(benign|malignant)/\d+\.jpg$").all()
 
 

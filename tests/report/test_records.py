@@ -96,3 +96,35 @@ def test_paired_comparison_reads_each_models_saved_predictions_and_records_it(tm
     assert recorded["auc_vs"]["weak"]["difference"] == pytest.approx(expected)
     with pytest.raises(LookupError, match="absent is not recorded"):
         records.paired_auc_comparison("good", ["absent"], split, out=out)
+
+
+def test_mitigation_is_judged_on_the_other_data_sets_validation_split(tmp_path):
+    """Kept only when the paired interval of the validation AUC difference on a data set
+    neither model was trained on lies above zero; the test split is reported beside it."""
+    out = config.output_dirs(tmp_path)
+    rng = np.random.default_rng(1)
+    y = np.tile([0, 1], 30)
+    tables_ = {part: pd.DataFrame({"image_id": [f"{part}{i}.jpg" for i in range(60)], "split": part, "label": y,
+                                   "dataset": "ham10000"}) for part in ("val", "test")}
+    other = arrays.SplitArrays(32, tables_, {p: np.zeros((60, 1)) for p in tables_}, {p: y for p in tables_}, [])
+    probs = {"base": rng.uniform(0, 1, 60), "fixed": np.clip(y * 0.7 + rng.uniform(0, 0.3, 60), 0, 1)}
+    for name, p in probs.items():
+        files = {}
+        for part in ("val", "test"):
+            files[part] = f"{name}_ham10000_{part}.csv"
+            isic_csv.write_isic_predictions(out.models / files[part], tables_[part]["image_id"].tolist(), p,
+                                             ["benign", "malignant"])
+        results.record_model(name, {"by_dataset": {"ham10000": {"val_predictions": files["val"],
+                                                                "predictions": files["test"]}}}, out.results)
+    verdict = records.record_mitigation("fixed", "base", {"ham10000": other}, n_resamples=200, out=out)
+    row = verdict["by_dataset"]["ham10000"]
+    assert row["verdict"] == "helps" and verdict["kept"] and row["validation"]["ci95"][0] > 0
+    assert row["validation"]["difference"] == pytest.approx(roc_auc_score(y, probs["fixed"])
+                                                            - roc_auc_score(y, probs["base"]))
+    assert "ham10000 validation images" in row["validation"]["method"]
+    assert results.load_results(out.results)["models"]["fixed"]["mitigation"]["kept"] is True
+    worse = records.record_mitigation("base", "fixed", {"ham10000": other}, n_resamples=200, out=out)
+    assert worse["by_dataset"]["ham10000"]["verdict"] == "hurts" and not worse["kept"]
+    assert "trained on neither" in worse["sentence"]
+    with pytest.raises(LookupError, match="absent has no per-data-set predictions"):
+        records.record_mitigation("absent", "base", {"ham10000": other}, out=out)

@@ -100,3 +100,23 @@ def test_comparison_lines_state_the_paired_differences_of_the_best_model():
         "lite0_imagenet minus small_cnn: test AUC +0.018 (paired bootstrap 95% CI +0.004 to +0.033)."]
     assert "- lite0_imagenet minus small_cnn: test AUC +0.018" in tables.readme_markdown(results)
     assert tables.comparison_lines(RESULTS) == []
+
+
+def test_shortcut_lines_come_from_the_artefact_and_mitigation_records():
+    res = {"artefacts": {
+        "detector_vs_eye": {"ruler": {"n": 200, "by_eye": 21, "precision": 0.38, "recall": 0.24},
+                            "ink": {"n": 200, "by_eye": 6, "precision": None, "recall": 0.0}},
+        "pasted_on_benign": [
+            {"model": "a", "artefact": "ruler", "n": 50, "mean_dp": 0.031, "mean_dp_ci95": [0.02, 0.04],
+             "flip_rate": 0.04, "flip_rate_ci95": [0.011, 0.135]},
+            {"model": "b", "artefact": "ruler", "n": 50, "mean_dp": 0.001, "mean_dp_ci95": [-0.002, 0.004],
+             "flip_rate": 0.0, "flip_rate_ci95": [0.0, 0.071]}]},
+        "models": {"b": {"mitigation": {"kept": False, "rule": "the rule", "sentence": "b minus a: no clear difference."}}}}
+    lines = tables.shortcut_lines(res)
+    assert lines[0] == ("Detectors checked on 200 training images labelled by eye: ruler precision 0.38 recall 0.24 "
+                        "(21 marked); ink precision n/a recall 0.00 (6 marked).")
+    assert "a: a pasted ruler moves P(malignant) on 50 benign" in lines[1] and "+0.031 [+0.020, +0.040]" in lines[1]
+    assert "4.0% [1.1%-13.5%]" in lines[1]
+    assert lines[-1] == "b (not kept: the rule): b minus a: no clear difference."
+    assert len(tables.shortcut_lines(res, models=("b",))) == 3  # detector line, b's paste line, the mitigation
+    assert tables.shortcut_lines({}) == []

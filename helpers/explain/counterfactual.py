@@ -1,0 +1,162 @@
+"""Counterfactual artefacts: paste a real ruler, a real ink mark or letterbox
+bars onto images that lack them, and measure how P(malignant) and the decisions
+move. A model that reads the lesion should barely notice.
+
+The rulers and ink marks are *stickers*: the pixels under a detector's mask,
+cut from training images (``artefact_bank``). The same bank feeds the
+artefact augmentation of notebook 3 (``training.augment.ArtefactAugmentation``),
+so the bank is split in two disjoint halves: one for training, one for the
+counterfactual test, and a model trained with stickers is never tested with a
+sticker it has seen.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from ..data.images import load_images
+from ..evaluation.binary import proportion_ci
+from .artefacts import REFERENCE_SIZE, _grow, resize, scan
+
+PASTED = ("ruler", "ink", "letterbox")
+
+
+@dataclass(frozen=True)
+class Sticker:
+    """An artefact cut from one image: its pixels and where they are."""
+
+    artefact: str
+    source: str           # the image it was cut from
+    pixels: np.ndarray    # uint8 RGB, the whole image (only ``mask`` is used)
+    mask: np.ndarray      # bool
+
+    def at(self, size: int) -> "Sticker":
+        """The sticker at another image size (bilinear pixels, mask kept where over half covered)."""
+        if self.mask.shape[0] == size:
+            return self
+        pixels = np.asarray(Image.fromarray(self.pixels).resize((size, size), Image.Resampling.BILINEAR))
+        cover = np.asarray(Image.fromarray(self.mask.astype(np.float32)).resize((size, size),
+                                                                                Image.Resampling.BILINEAR))
+        return Sticker(self.artefact, self.source, pixels, cover > 0.5)
+
+
+def letterbox(size: int, width: float = 0.10, sides: str = "left-right", value: int = 4) -> Sticker:
+    """Black bars of ``width`` (share of the side) on two opposite sides, as a
+    non-square photo padded to a square shows them."""
+    pixels = np.full((size, size, 3), value, np.uint8)
+    mask = np.zeros((size, size), bool)
+    bar = max(1, round(width * size))
+    if sides == "left-right":
+        mask[:, :bar] = mask[:, size - bar:] = True
+    elif sides == "top-bottom":
+        mask[:bar] = mask[size - bar:] = True
+    else:
+        raise ValueError(f"sides must be 'left-right' or 'top-bottom', not {sides!r}")
+    return Sticker("letterbox", f"{sides} bars of {width:.0%}", pixels, mask)
+
+
+def paste(image: np.ndarray, sticker: Sticker) -> np.ndarray:
+    """``image`` with the sticker's pixels where its mask is (same place as in its source)."""
+    sticker = sticker.at(image.shape[0])
+    out = np.asarray(image, dtype=np.uint8).copy()
+    out[sticker.mask] = sticker.pixels[sticker.mask]
+    return out
+
+
+def artefact_bank(images: np.ndarray, paths: Sequence[str], per_half: int = 8,
+                  artefacts: Sequence[str] = ("ruler", "ink")) -> dict[str, dict[str, list[Sticker]]]:
+    """Stickers cut from (training) images at 224 px, in two disjoint halves.
+
+    Per artefact, the flagged images are ranked by how much of the image the
+    artefact covers (the largest are the clearest) and dealt alternately into
+    ``"train"`` and ``"test"``, up to ``per_half`` each; the mask is grown by
+    one pixel (at 224 px) to take the soft edge along. Returns
+    ``{"train": {artefact: [...]}, "test": {...}}``.
+    """
+    if images.shape[1] != REFERENCE_SIZE:
+        raise ValueError(f"cut stickers at the detectors' {REFERENCE_SIZE} px, not {images.shape[1]}")
+    found = scan(images, paths)
+    bank: dict[str, dict[str, list[Sticker]]] = {"train": {}, "test": {}}
+    for artefact in artefacts:
+        flagged = found.flagged(artefact)
+        order = flagged[np.argsort(-found.table[f"{artefact}_share"].to_numpy()[flagged], kind="stable")]
+        stickers = [Sticker(artefact, str(paths[i]), np.asarray(images[i], np.uint8).copy(),
+                            _grow(found.masks[artefact][i], 1)) for i in order[:2 * per_half]]
+        bank["train"][artefact] = stickers[0::2]
+        bank["test"][artefact] = stickers[1::2]
+    return bank
+
+
+def pasted_predictions(predict: Callable[[np.ndarray], np.ndarray], image_size: int, images: np.ndarray,
+                       stickers: Mapping[str, Sequence[Sticker]], seed: int = 0) -> dict[str, np.ndarray]:
+    """P(malignant) of every image with one sticker of each artefact pasted on
+    (a seeded draw of the artefact's stickers per image; at the images'
+    resolution, then resized to the model's size like the originals)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for artefact, pool in stickers.items():
+        if not pool:
+            continue
+        pick = rng.integers(len(pool), size=len(images))
+        pasted = np.stack([paste(im, pool[k]) for im, k in zip(images, pick)])
+        out[artefact] = predict(resize(pasted, image_size))
+    return out
+
+
+def _bootstrap_mean_ci(d: np.ndarray, seed: int, n_resamples: int) -> list[float]:
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(len(d), size=(n_resamples, len(d)))].mean(axis=1)
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+
+
+def paste_effects(model: str, p_before: np.ndarray, p_after: Mapping[str, np.ndarray], threshold: float,
+                  *, images: str, seed: int = 0, n_resamples: int = 1000) -> pd.DataFrame:
+    """One row per pasted artefact: mean change of P(malignant) (after - before)
+    with a 95% bootstrap CI over the images, and the decisions at the model's
+    threshold that flip, with a 95% Wilson CI of their share."""
+    rows = []
+    before = np.asarray(p_before, float)
+    for artefact, after in p_after.items():
+        d = np.asarray(after, float) - before
+        flips = (before >= threshold) != (after >= threshold)
+        lo, hi = proportion_ci(int(flips.sum()), len(d))
+        rows.append({"model": model, "artefact": artefact, "images": images, "n": len(d),
+                     "mean_dp": float(d.mean()), "mean_dp_ci95": _bootstrap_mean_ci(d, seed, n_resamples),
+                     "mean_abs_dp": float(np.abs(d).mean()),
+                     "flips": int(flips.sum()), "flip_rate": float(flips.mean()), "flip_rate_ci95": [lo, hi],
+                     "to_malignant": int((flips & (after >= threshold)).sum()),
+                     "to_benign": int((flips & (after < threshold)).sum())})
+    return pd.DataFrame(rows)
+
+
+def paste_sentences(table: pd.DataFrame, small_change: float = 0.02, few_flips: float = 0.02) -> list[str]:
+    """Plain sentences from ``paste_effects`` rows, against the project's target
+    (mean change under ``small_change`` and under ``few_flips`` of decisions flipped)."""
+    lines = []
+    for r in table.itertuples():
+        lo, hi = r.mean_dp_ci95
+        flo, fhi = r.flip_rate_ci95
+        met = abs(r.mean_dp) < small_change and r.flip_rate < few_flips
+        lines.append(f"{r.model}: pasting {r.artefact} onto {r.n} {r.images} moved P(malignant) by {r.mean_dp:+.3f} "
+                     f"[{lo:+.3f}, {hi:+.3f}] on average and flipped {r.flips} decisions ({r.flip_rate:.1%} "
+                     f"[{flo:.1%}-{fhi:.1%}]; {r.to_malignant} to malignant) - "
+                     + ("within" if met else "outside")
+                     + f" the target (|change| < {small_change}, flips < {few_flips:.0%}).")
+    return lines
+
+
+def training_bank(table: pd.DataFrame, n_scan: int = 800, per_half: int = 8, seed: int = 0
+                  ) -> dict[str, dict[str, list[Sticker]]]:
+    """``artefact_bank`` over a seeded sample of ``n_scan`` rows of a training
+    table (its ``path`` column), read at 224 px: notebook 3 trains with the
+    ``"train"`` half, notebook 4 tests with the ``"test"`` half of the same call."""
+    rows = table.sample(n=min(n_scan, len(table)), random_state=seed) if len(table) else table
+    paths = rows["path"].astype(str).tolist()
+    x, bad = load_images(paths, REFERENCE_SIZE)
+    if bad:
+        raise ValueError(f"{len(bad)} training images could not be read for the artefact bank, e.g. {bad[:3]}")
+    return artefact_bank(x, paths, per_half)

@@ -1,0 +1,111 @@
+"""Pasting artefacts onto images, the sticker bank, and the artefact augmentation,
+on drawn images (tests/explain/test_artefacts.py draws them)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from artefact_factory import SIZE, skin_with_lesion, with_ink, with_ruler
+from helpers.explain import artefacts, counterfactual
+from helpers.figures import explain as figexplain
+from helpers.training.augment import ArtefactAugmentation, Augmentation, augmented_examples
+
+
+
+def test_paste_puts_the_sticker_where_it_was_and_nothing_else():
+    ruler, drawn = with_ruler()
+    sticker = counterfactual.Sticker("ruler", "r.jpg", ruler, drawn)
+    clean = skin_with_lesion(seed=5)
+    out = counterfactual.paste(clean, sticker)
+    assert (out[drawn] == ruler[drawn]).all()
+    assert (out[~drawn] == clean[~drawn]).all()
+    assert artefacts.detect(out[None]).iloc[0]["ruler"]
+    # at another size the sticker is resized with the image
+    small = counterfactual.paste(clean[::2, ::2], sticker)
+    assert small.shape == (SIZE // 2, SIZE // 2, 3) and (small != clean[::2, ::2]).any()
+
+
+def test_letterbox_sticker_makes_bars_the_detector_finds():
+    bars = counterfactual.letterbox(SIZE, width=0.1)
+    out = counterfactual.paste(skin_with_lesion(), bars)
+    assert artefacts.detect(out[None]).iloc[0]["letterbox"]
+    assert bars.mask[:, :22].all() and not bars.mask[:, 30:SIZE - 30].any()
+    top = counterfactual.letterbox(SIZE, width=0.1, sides="top-bottom")
+    assert top.mask[:22].all() and not top.mask[30:SIZE - 30].any()
+    with pytest.raises(ValueError, match="sides"):
+        counterfactual.letterbox(SIZE, sides="diagonal")
+
+
+def test_bank_halves_are_disjoint_and_clearest_first():
+    rulers = [with_ruler(seed)[0] for seed in range(4)]
+    inks = [with_ink(seed)[0] for seed in range(2)]
+    images = np.stack(rulers + inks + [skin_with_lesion(9)])
+    paths = [f"train/x/{i}.jpg" for i in range(len(images))]
+    bank = counterfactual.artefact_bank(images, paths, per_half=1)
+    assert len(bank["train"]["ruler"]) == len(bank["test"]["ruler"]) == 1
+    assert bank["train"]["ruler"][0].source != bank["test"]["ruler"][0].source
+    assert {s.source for h in bank.values() for s in h["ink"]} <= set(paths[4:6])
+    with pytest.raises(ValueError, match="224"):
+        counterfactual.artefact_bank(images[:, ::2, ::2], paths)
+
+
+def test_paste_effects_measure_change_and_flips():
+    before = np.array([0.1, 0.2, 0.3, 0.45])
+    after = {"ruler": np.array([0.1, 0.2, 0.3, 0.55]), "ink": before.copy()}
+    table = counterfactual.paste_effects("m", before, after, 0.5, images="benign", n_resamples=200).set_index(
+        "artefact")
+    assert table.loc["ruler", "mean_dp"] == pytest.approx(0.025)
+    assert table.loc["ruler", "flips"] == 1 and table.loc["ruler", "to_malignant"] == 1
+    lo, hi = table.loc["ruler", "mean_dp_ci95"]
+    assert 0 <= lo <= 0.025 <= hi <= 0.1
+    assert table.loc["ink", "mean_dp"] == 0 and table.loc["ink", "flips"] == 0
+    lines = counterfactual.paste_sentences(table.reset_index())
+    assert "outside the target" in lines[0] and "within the target" in lines[1]
+
+
+def test_pasted_predictions_use_the_model_on_pasted_images():
+    ruler, drawn = with_ruler()
+    stickers = {"ruler": [counterfactual.Sticker("ruler", "r.jpg", ruler, drawn)],
+                "letterbox": [counterfactual.letterbox(SIZE)]}
+    images = np.stack([skin_with_lesion(s) for s in range(3)])
+    # a "model" that answers the share of dark pixels, at 112 px
+    def dark(x):
+        assert x.shape[1:] == (112, 112, 3)
+        return (x.mean(axis=-1) < 100).mean(axis=(1, 2))
+
+    p = counterfactual.pasted_predictions(dark, 112, images, stickers)
+    base = dark(artefacts.resize(images, 112))
+    assert p["letterbox"] - base == pytest.approx([0.2] * 3, abs=0.03)
+    assert (p["ruler"] > base).all() and (p["ruler"] - base < 0.05).all()
+
+
+def test_artefact_augmentation_pastes_on_a_share_of_images_and_is_seeded():
+    ruler, drawn = with_ruler()
+    still = Augmentation(flips=False, rot90=False, brightness=0, contrast=0, saturation=0, crop_fraction=1)
+    always = ArtefactAugmentation(ruler[None], drawn[None], base=still, sticker_rate=1.0, letterbox_rate=0.0)
+    clean = skin_with_lesion(seed=3)
+    outs = [augmented_examples(clean, always, seed) for seed in range(8)]
+    # the ruler lands whole, turned by a multiple of 90 degrees
+    assert all(any((np.abs(o.astype(int) - np.rot90(ruler, k).astype(int))[np.rot90(drawn, k)] <= 1).all()
+                   for k in range(4)) for o in outs)
+    assert (augmented_examples(clean, always, 1) == outs[1]).all()
+    bars = ArtefactAugmentation(ruler[None], drawn[None], base=still, sticker_rate=0.0, letterbox_rate=0.5)
+    with_bars = [artefacts.detect(augmented_examples(clean, bars, seed)[None]).iloc[0]["letterbox"]
+                 for seed in range(40)]
+    assert 8 <= sum(with_bars) <= 32
+    with pytest.raises(ValueError, match="masks"):
+        ArtefactAugmentation(ruler[None], np.zeros((2, SIZE, SIZE), bool))
+
+
+def test_counterfactual_figures_draw(tmp_path):
+    ruler, drawn = with_ruler()
+    stickers = {"ruler": [counterfactual.Sticker("ruler", "train/malignant/1.jpg", ruler, drawn)],
+                "letterbox": [counterfactual.letterbox(SIZE)]}
+    fig = figexplain.plot_pasted(skin_with_lesion(), stickers)
+    assert len(fig.axes) == 3
+    before = np.array([0.1, 0.6, 0.3])
+    table = counterfactual.paste_effects("m", before, {"ruler": before + 0.1, "letterbox": before}, 0.5,
+                                         images="benign", n_resamples=50)
+    fig = figexplain.plot_paste_effects(table)
+    fig.savefig(tmp_path / "pasted.png")
+    assert (tmp_path / "pasted.png").stat().st_size > 1000
