@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 KERNEL := skin-lesion
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test reproduce quick clean-venv
+.PHONY: setup test reproduce quick serve clean-venv
 
 $(STAMP): environment/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ reproduce: setup
 # The whole chain in its small "quick" setting, written to /tmp, repository untouched.
 quick: setup
 	$(PY) -m helpers reproduce --quick --output-dir /tmp/skin-lesion-quick
+
+# A local web page to try the models: http://127.0.0.1:7860/ (this computer only).
+serve: setup
+	$(PY) -m helpers serve
 
 clean-venv:
 	rm -rf $(VENV)

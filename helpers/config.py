@@ -59,6 +59,11 @@ QUICK: dict[str, dict[str, int]] = {
 TFLITE_HELD_OUT = 200
 TFLITE_FLOAT_TOLERANCE = 1e-3
 
+# The web page's load test (``python -m helpers serve --load-test``), run by the
+# chain after the TFLite export: concurrent clients and requests, one image each.
+PAGE_LOAD_TEST = {"clients": 8, "requests": 200}
+PAGE_LOAD_TEST_QUICK = {"clients": 2, "requests": 10}
+
 HOW_TO_GET_DATA = """\
 No images were found. Point the project at a data set in one of these ways:
   * notebook parameter   data_dir="/path/to/data"

@@ -134,6 +134,9 @@ def test_results_are_consistent(chain):
     best = saved["cross_dataset"]["best_on_validation"]  # notebook 7: chosen on validation across both archives
     assert best == max(MODELS, key=lambda n: saved["models"][n]["selection_auc"])
     assert saved["deployment"]["model"] == best
+    page = saved["web_page"]["load_test"]  # the page serves the model chosen on validation
+    assert page["model"] == best and page["requests"] == config.PAGE_LOAD_TEST_QUICK["requests"]
+    assert page["ok"] == page["requests"] and page["errors"] == 0 and page["p95_seconds"] > 0
     for name in MODELS:  # every binary model scored on both archives, at its own threshold
         assert set(saved["models"][name]["by_dataset"]) == {"isic-mvb", "ham10000"}, name
     assert saved["models"]["lite0_both"]["trained_on"] == ["ham10000", "isic-mvb"]

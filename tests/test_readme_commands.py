@@ -10,12 +10,16 @@ project's environment is active (.venv/bin first on PATH), as README asks.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import nbformat
@@ -45,7 +49,7 @@ def readme_commands() -> list[str]:
     commands += re.findall(r"`((?:SKIN_DATA_DIR=\S+ )?make \w+)`", text)
     runnable = [c for c in commands if not PLACEHOLDER.search(c) and not c.startswith(NOT_RUN)]
     # the chain last: a whole run replaces the copy's saved models, which `predict` uses
-    return sorted(dict.fromkeys(runnable), key=lambda c: "make " in c)
+    return sorted(dict.fromkeys(runnable), key=lambda c: "make " in c and not c.endswith("serve"))
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +100,9 @@ def test_readme_lists_the_commands_we_expect():
 def test_readme_commands_run_verbatim(sandbox):
     data = (sandbox.parent / "shared" / "data" / "isic-mvb").resolve()
     for command in readme_commands():
+        if command.endswith("serve"):  # serves until stopped: it must answer on 127.0.0.1
+            assert _serves(command, sandbox)
+            continue
         done = run(command, sandbox)
         said = done.stdout + done.stderr
         if command in ("make reproduce", "make quick"):  # no data anywhere: a message saying how to get some
@@ -114,6 +121,32 @@ def test_readme_commands_run_verbatim(sandbox):
             assert "malignant" in said and "Research model, not a diagnosis" in said
         else:
             raise AssertionError(f"README command not covered by this test: {command}")
+
+
+def _serves(command: str, cwd: Path, url: str = "http://127.0.0.1:7860/") -> bool:
+    """Start a command that serves the page, wait until the page answers, stop it."""
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", 7860)) != 0, "port 7860 is taken: stop what serves there first"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKIN_")}
+    env["PATH"] = f"{cwd / '.venv' / 'bin'}:{env['PATH']}"
+    env["PYTHONPATH"] = str(cwd)
+    proc = subprocess.Popen(["bash", "-c", command], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                return b"Skin-lesion classifier" in urllib.request.urlopen(url, timeout=2).read()
+            except OSError:
+                time.sleep(1)
+        raise AssertionError(f"{command} did not serve {url} within 180 s (exit status {proc.poll()})")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):  # the whole group: make, its shell and python
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=20)
+                break
 
 
 def json_results(repo: Path) -> dict:

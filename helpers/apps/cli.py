@@ -64,6 +64,14 @@ chain's test split by default, at most {TFLITE_HELD_OUT}): the largest absolute
 difference of the probabilities, and the decisions that change at the model's
 threshold."""
 
+SERVE_DESCRIPTION = """\
+Start a local web page (Gradio) where you upload dermoscopic photos, or pick
+an example of the chain's test split, and see for each the binary model's
+labels ranked with its decision, the seven HAM10000 diagnoses ranked, and a
+Grad-CAM overlay; with a model card from results.json. A research model, not
+a diagnosis. The page listens on 127.0.0.1 only, unless --host says otherwise;
+uploads are deleted once answered and nothing is sent anywhere."""
+
 EXPORT_EPILOG = f"""\
 exit status:
   0  exported; the float file agrees with Keras (max |dp| <= {TFLITE_FLOAT_TOLERANCE:g}, no decision change)
@@ -78,6 +86,7 @@ COMMANDS = {
     "predict": ("predict", "run_predict"),
     "export-tflite": ("tflite", "run_export"),
     "calibrate": ("calibrate", "run_calibrate"),
+    "serve": ("serve", "run_serve"),
 }
 THRESHOLD_HELP = ("which threshold decides: 'clinic' (refitted on your clinic's images by `calibrate`, when "
                   "there is one; the default) or 'validation' (chosen on the chain's validation split)")
@@ -149,6 +158,24 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(default: the binary model best on validation)")
     ca.add_argument("--target-sensitivity", type=float, default=0.90,
                     help="the sensitivity the threshold is chosen for (default: 0.90)")
+
+    se = sub.add_parser("serve", help="a local web page to try the models (upload photos, see ranked labels)",
+                        description=SERVE_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    se.add_argument("--model", help="binary model name in results.json or a .keras file "
+                                    "(default: the binary model best on validation)")
+    se.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on (default 127.0.0.1: this computer only)")
+    se.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    se.add_argument("--data-dir", help="data folder of the chain's split, for the examples "
+                                       "(default: $SKIN_DATA_DIR, else data/)")
+    se.add_argument("--load-test", action="store_true",
+                    help="instead of serving: start the page, send --requests uploads from --clients at once, "
+                         "print p50/p95 latency and errors, and stop")
+    se.add_argument("--clients", type=int, default=8, help="concurrent clients of the load test (default: 8)")
+    se.add_argument("--requests", type=int, default=200, help="requests of the load test (default: 200)")
+    se.add_argument("--load-test-image", help="the image the load test uploads (default: the first example)")
+    se.add_argument("--record", action="store_true",
+                    help='store the load test in results.json under "web_page" (the chain does this)')
     return parser
 
 

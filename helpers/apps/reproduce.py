@@ -5,7 +5,8 @@ run never writes into the root directly:
 
 1. it stages everything in ``<root>/.run-XXXX/`` (executed notebooks, figures,
    models, results.json, the deck, and in the repository README.md);
-2. when every notebook has run, the best model is exported to TFLite and the
+2. when every notebook has run, the best model is exported to TFLite, the web
+   page is load-tested (``serve --load-test``) and the
    deck is built, it writes ``PROMOTE.json`` into the staging folder
    (atomically): the list of files to move into the root and, for a whole
    chain, the stale files to remove. From that moment the run is complete;
@@ -26,6 +27,7 @@ import fcntl
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -38,8 +40,8 @@ from jupyter_client.kernelspec import KernelSpecManager
 
 from .. import results
 from ..atomic import read_json, write_json
-from ..config import (DATA_ENV_VAR, HAM_ENV_VAR, NOTEBOOKS, NOTEBOOKS_DIR, OUTPUT_ENV_VAR, REPO_ROOT,
-                      DataNotFoundError, output_dirs, resolve_data_dir)
+from ..config import (DATA_ENV_VAR, HAM_ENV_VAR, NOTEBOOKS, NOTEBOOKS_DIR, OUTPUT_ENV_VAR, PAGE_LOAD_TEST,
+                      PAGE_LOAD_TEST_QUICK, REPO_ROOT, DataNotFoundError, output_dirs, resolve_data_dir)
 from ..data.arrays import load_split_table
 from ..report.slides import build_presentation
 from ..report.tables import replace_readme_block, update_readme
@@ -50,9 +52,10 @@ STAGING_PREFIX = ".run-"
 PROMOTE_FILE = "PROMOTE.json"
 FAILED_DIR = ".last-failed-run"
 # Folders whose files a whole-chain run replaces: what it did not produce is stale,
-# except a clinic's own threshold (``calibrate``), which is the user's, not the chain's.
+# except a clinic's own threshold (``calibrate``), which is the user's, not the chain's,
+# and the web page's screenshot, which its browser test takes (tests/apps/test_serve.py).
 PRUNED = ("images", "saved_models")
-KEPT = ("*.clinic.json",)
+KEPT = ("*.clinic.json", "web_page.png")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -155,6 +158,32 @@ def _export_best(out, data_dir: str, log) -> None:
         log(f"[reproduce] TFLite export skipped: {exc}")
         return
     log(f"[reproduce] TFLite export of {deployment['model']} checked and timed in {deployment['seconds']:.0f} s")
+
+
+def _benchmark_page(out, data_dir: str, quick: bool, log) -> None:
+    """The web page's load test on 127.0.0.1 (results: "web_page"), in its own process
+    as a user would start the page."""
+    if results.best_on_validation(results.load_results(out.results).get("models", {}), models_dir=out.models) is None:
+        log("[reproduce] web page load test skipped: no saved binary model (e.g. `--notebooks 1`)")
+        return
+    load = PAGE_LOAD_TEST_QUICK if quick else PAGE_LOAD_TEST
+    command = [sys.executable, "-m", "helpers", "serve", "--load-test", "--record", "--data-dir", data_dir,
+               "--clients", str(load["clients"]), "--requests", str(load["requests"]), "--port", str(_free_port())]
+    with _env(**{OUTPUT_ENV_VAR: str(out.root), "GRADIO_TEMP_DIR": str(out.root / ".gradio")}):
+        done = subprocess.run(command, capture_output=True, text=True)
+    shutil.rmtree(out.root / ".gradio", ignore_errors=True)
+    if done.returncode == 2:  # no binary model or no image (e.g. `--notebooks 1`)
+        log(f"[reproduce] web page load test skipped: {done.stderr.strip()[-500:]}")
+        return
+    if done.returncode != 0 and "serve: " not in done.stdout:
+        raise ChainError(f"the web page load test failed: {done.stderr[-3000:]}")
+    log(f"[reproduce] {done.stdout.strip().splitlines()[0] if done.stdout.strip() else 'web page load test done'}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _readme_predict_example(readme: Path, root: Path, data_dir: str, log) -> None:
@@ -294,6 +323,7 @@ def reproduce(*, quick: bool = False, data_dir: str | os.PathLike | None = None,
             run_notebooks(work, notebooks=[nb for nb in notebooks if nb != MAIN_NOTEBOOK], parameters=params,
                           kernel_name=kernel, log=log)
             _export_best(out, str(data_root), log)
+            _benchmark_page(out, str(data_root), quick, log)
             if MAIN_NOTEBOOK in notebooks:  # after the export, so it can show the deployment record
                 run_notebooks(work, notebooks=[MAIN_NOTEBOOK], parameters=params, kernel_name=kernel, log=log)
             final = results.update_results(

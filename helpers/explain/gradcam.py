@@ -2,6 +2,8 @@
 is a nested Model."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -33,10 +35,10 @@ def grad_cam(model: keras.Model, image: np.ndarray, cls: int = 1) -> np.ndarray:
     the graph is rebuilt layer by layer so the nested base's feature map is reachable.
     """
     x = tf.convert_to_tensor(np.asarray(image, dtype="float32")[None])
-    owner, conv_name = last_conv_layer(model)
+    forward = feature_forward(model)
     with tf.GradientTape() as tape:
         tape.watch(x)  # a frozen base has no trainable variables for the tape to follow
-        feature_map, logit = _forward_with_features(model, owner, conv_name, x)
+        feature_map, logit = forward(x)
         score = logit[:, 0] if cls == 1 else -logit[:, 0]
     grads = tape.gradient(score, feature_map)
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
@@ -64,26 +66,72 @@ def _logit(final: keras.layers.Layer | None, h):
     return tf.matmul(h, final.kernel) + (final.bias if final.use_bias else 0.0)
 
 
-def _forward_with_features(model, owner, conv_name, x):
-    """Run ``model`` on ``x`` returning (feature map of ``conv_name`` in ``owner``, logit)."""
+def feature_forward(model: keras.Model) -> Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
+    """A function x -> (feature map of the last conv layer, logit) for ``model``.
+
+    The sub-models it needs are built once, here, so a caller that asks for
+    many maps (the web page) does not rebuild them per image.
+    """
+    owner, conv_name = last_conv_layer(model)
     found = _final_sigmoid(model)
     holder, final = found if found else (None, None)
     if owner is model:
         last_in = final.input if final is not None else model.outputs[0]
         inner = keras.Model(model.inputs, [model.get_layer(conv_name).output, last_in])
-        fmap, h = inner(x, training=False)
-        return fmap, _logit(final, h)
+
+        def forward_plain(x):
+            fmap, h = inner(x, training=False)
+            return fmap, _logit(final, h)
+        return forward_plain
     # Transfer model: inputs -> [preprocess] -> base -> head. Split at the base,
     # and run the head up to the input of its final sigmoid layer.
     feats_model = keras.Model(owner.inputs, [owner.get_layer(conv_name).output, owner.outputs[0]])
-    h = x
-    for layer in model.layers[1:]:
-        if layer is owner:
-            fmap, h = feats_model(h, training=False)
-        elif layer is holder and holder is not model:
-            h = keras.Model(holder.inputs, final.input)(h, training=False)
-        elif layer is final:
-            continue
-        else:
-            h = layer(h, training=False)
-    return fmap, _logit(final, h)
+    head = keras.Model(holder.inputs, final.input) if holder is not None and holder is not model else None
+
+    def forward_transfer(x):
+        h = x
+        for layer in model.layers[1:]:
+            if layer is owner:
+                fmap, h = feats_model(h, training=False)
+            elif head is not None and layer is holder:
+                h = head(h, training=False)
+            elif layer is final:
+                continue
+            else:
+                h = layer(h, training=False)
+        return fmap, _logit(final, h)
+    return forward_transfer
+
+
+class GradCam:
+    """Grad-CAM of one binary model, traced once for a fixed input size.
+
+    ``grad_cam`` rebuilds its graph per call, fine for a notebook figure; the
+    web page asks for one map per upload and needs it in tens of milliseconds.
+    The maps equal ``grad_cam``'s.
+    """
+
+    def __init__(self, model: keras.Model):
+        self.image_size = int(model.input_shape[1])
+        forward = feature_forward(model)
+
+        @tf.function(input_signature=[tf.TensorSpec((1, self.image_size, self.image_size, 3), tf.float32),
+                                      tf.TensorSpec((), tf.int32)])
+        def cam_and_logit(x, cls):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                feature_map, logit = forward(x)
+                score = tf.where(cls == 1, logit[:, 0], -logit[:, 0])
+            grads = tape.gradient(score, feature_map)
+            weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+            cam = tf.nn.relu(tf.reduce_sum(weights * feature_map, axis=-1))[0]
+            cam = cam / (tf.reduce_max(cam) + 1e-8)
+            return tf.image.resize(cam[..., None], (self.image_size, self.image_size))[..., 0], logit[0, 0]
+
+        self._fn = cam_and_logit
+
+    def __call__(self, image: np.ndarray, cls: int = 1) -> np.ndarray:
+        """Heat map (0..1, the model's input size) of one uint8 image at the model's size."""
+        x = tf.convert_to_tensor(np.asarray(image, dtype="float32")[None])
+        cam, _ = self._fn(x, tf.constant(int(cls), tf.int32))
+        return cam.numpy()

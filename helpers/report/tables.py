@@ -337,10 +337,24 @@ def readme_markdown(results: dict[str, Any]) -> str:
         parts.append("\nWall time per notebook (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items())
                      + (f"; whole chain {run['chain_seconds'] / 60:.1f} min" if run.get("chain_seconds") else "")
                      + ".\n")
+    page = page_load_line(results)
+    if page:
+        parts.append(f"\n{page}\n")
     if run:
         parts.append(f"\nRun: commit `{(run.get('commit') or 'unknown')[:10]}`, {run.get('date')}, "
                      f"{run.get('machine', {}).get('cpu_cores')} CPU cores, no GPU, quick={run.get('quick')}.\n")
     return "".join(parts)
+
+
+def page_load_line(results: dict[str, Any]) -> str:
+    """The web page's load test (``serve --load-test``) in one sentence, or ''."""
+    t = results.get("web_page", {}).get("load_test")
+    if not t:
+        return ""
+    return (f"Web page (`python -m helpers serve`, model {t['model']}, Grad-CAM on): {t['requests']} uploads of one "
+            f"image from {t['clients']} clients at once on 127.0.0.1, {t['cpu_cores']} CPU cores: latency p50 "
+            f"{t['p50_seconds']:.2f} s, p95 {t['p95_seconds']:.2f} s, {t['errors']} errors, "
+            f"{t['requests_per_second']:.1f} requests/s.")
 
 
 def replace_readme_block(readme: str | os.PathLike, name: str, content: str) -> bool:

@@ -120,3 +120,11 @@ def test_shortcut_lines_come_from_the_artefact_and_mitigation_records():
     assert lines[-1] == "b (not kept: the rule): b minus a: no clear difference."
     assert len(tables.shortcut_lines(res, models=("b",))) == 3  # detector line, b's paste line, the mitigation
     assert tables.shortcut_lines({}) == []
+
+
+def test_readme_states_the_page_load_test_when_recorded():
+    assert tables.page_load_line(RESULTS) == ""
+    load = {"model": "lite0_imagenet", "requests": 200, "clients": 8, "cpu_cores": 2, "p50_seconds": 0.41,
+            "p95_seconds": 0.93, "errors": 0, "requests_per_second": 17.5}
+    text = tables.readme_markdown({**RESULTS, "web_page": {"load_test": load}})
+    assert "200 uploads of one image from 8 clients" in text and "p50 0.41 s, p95 0.93 s, 0 errors" in text
