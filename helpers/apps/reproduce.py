@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+import nbformat
 import papermill as pm
 from jupyter_client.kernelspec import KernelSpecManager
 
@@ -45,6 +46,7 @@ from ..config import (DATA_ENV_VAR, HAM_ENV_VAR, NOTEBOOKS, NOTEBOOKS_DIR, OUTPU
 from ..data.arrays import load_split_table
 from ..report.slides import build_presentation
 from ..report.tables import replace_readme_block, update_readme
+from . import progress
 
 KERNEL_NAME = "skin-lesion"
 MAIN_NOTEBOOK = "Project_Main_Notebook.ipynb"  # last: reads what the others wrote, trains nothing
@@ -123,7 +125,8 @@ def run_notebooks(work: Path, *, notebooks: Sequence[str], parameters: dict[str,
                   kernel_name: str, log=print) -> dict[str, float]:
     """Execute ``notebooks`` in order with their outputs going to ``work``; returns wall times.
 
-    Each notebook gets only the ``parameters`` its parameters cell declares.
+    Each notebook gets only the ``parameters`` its parameters cell declares; its
+    progress (cell, section, time so far and left) is logged as it runs (``progress``).
     Each time is recorded in results.json as soon as its notebook ends, so a
     later notebook (the main one) can report the run it belongs to.
     """
@@ -135,11 +138,12 @@ def run_notebooks(work: Path, *, notebooks: Sequence[str], parameters: dict[str,
             log(f"[reproduce] {nb} ...")
             start = time.perf_counter()
             declared = declared_parameters(NOTEBOOKS_DIR / nb)
+            engine = progress.register(nb, progress.previous_durations(nbformat.read(NOTEBOOKS_DIR / nb, 4)), log)
             try:
                 pm.execute_notebook(NOTEBOOKS_DIR / nb, work / "notebooks" / nb,
                                     parameters={k: v for k, v in parameters.items() if k in declared},
                                     kernel_name=kernel_name, cwd=str(NOTEBOOKS_DIR), progress_bar=False,
-                                    log_output=False)
+                                    log_output=False, engine_name=engine)
             except Exception as exc:  # papermill raises its own error type, nbclient others
                 raise ChainError(f"notebook {nb} failed: {type(exc).__name__}: {str(exc)[-3000:]}") from exc
             timings[nb] = round(time.perf_counter() - start, 1)

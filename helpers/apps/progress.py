@@ -1,0 +1,116 @@
+"""Progress inside a notebook while ``reproduce`` runs it: cell k of n, the section
+it is in, the time so far and an estimate of the time left.
+
+The estimate comes from the notebook's previous run when there is one (the
+committed notebooks carry papermill's time per cell): the time still to go in
+that run, scaled by how fast this run has been so far. Without one, it is the
+mean time per cell so far times the cells left.
+
+Papermill offers a tqdm bar only; a line per step reads better in a log, so
+this is a papermill engine (the nbclient one) whose execution manager also
+reports each code cell as it starts.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import nbformat
+from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+
+ENGINE_NAME = "skin-lesion-progress"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def previous_durations(nb: nbformat.NotebookNode) -> list[float] | None:
+    """Seconds per cell of the run that produced ``nb`` (None if it was not run whole)."""
+    times = [c.get("metadata", {}).get("papermill", {}).get("duration") for c in nb.cells]
+    code = [t for c, t in zip(nb.cells, times) if c.cell_type == "code"]
+    if not code or any(t is None for t in code):
+        return None
+    return [float(t or 0.0) for t in times]
+
+
+def section_of(nb: nbformat.NotebookNode, index: int) -> str:
+    """The nearest markdown heading above cell ``index`` ('' if none)."""
+    for cell in reversed(nb.cells[:index]):
+        if cell.cell_type == "markdown":
+            for line in reversed(cell.source.splitlines()):
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return ""
+
+
+class CellProgress:
+    """Reports the start of each code cell of one notebook, at most every ``every`` seconds."""
+
+    def __init__(self, name: str, nb: nbformat.NotebookNode, previous: list[float] | None,
+                 log: Callable[[str], None], every: float = 10.0):
+        self.name, self.nb, self.log, self.every = name, nb, log, every
+        # The previous run is only a guide when it had the same cells.
+        self.previous = previous if previous is not None and len(previous) == len(nb.cells) else None
+        self.code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+        self.start_time = time.monotonic()
+        self.last_report = -float("inf")
+
+    def estimate_left(self, index: int, elapsed: float) -> float | None:
+        """Seconds left before cell ``index`` starts, or None when there is nothing to go on."""
+        if self.previous is not None:
+            done_before, to_go = sum(self.previous[:index]), sum(self.previous[index:])
+            speed = elapsed / done_before if done_before > 1.0 and elapsed > 1.0 else 1.0
+            return to_go * speed
+        done = sum(1 for i in self.code if i < index)
+        return elapsed / done * (len(self.code) - done) if done else None
+
+    def cell_started(self, index: int) -> None:
+        if index not in self.code:
+            return
+        now = time.monotonic()
+        if now - self.last_report < self.every and index != self.code[0]:
+            return
+        self.last_report = now
+        elapsed = now - self.start_time
+        left = self.estimate_left(index, elapsed)
+        k = self.code.index(index) + 1
+        section = section_of(self.nb, index)
+        self.log(f"[reproduce]   {self.name}: cell {k}/{len(self.code)}"
+                 + (f" ({section[:60]})" if section else "")
+                 + f", {_minutes(elapsed)} so far"
+                 + (f", about {_minutes(left)} left" if left is not None else ""))
+
+
+def register(name: str, previous: list[float] | None, log: Callable[[str], None], every: float = 10.0) -> str:
+    """Register (again) the engine that reports the progress of notebook ``name``; returns
+    the engine's name for ``papermill.execute_notebook(engine_name=...)``."""
+
+    class Manager(NotebookExecutionManager):
+        def __init__(self, nb, *args, **kwargs):
+            super().__init__(nb, *args, **kwargs)
+            # The notebook as executed: with its injected-parameters cell.
+            self.progress = CellProgress(name, self.nb, previous, log, every)
+
+        def cell_start(self, cell, cell_index=None, **kwargs):
+            if cell_index is not None:
+                self.progress.cell_started(cell_index)
+            return super().cell_start(cell, cell_index, **kwargs)
+
+    class Engine(NBClientEngine):
+        @classmethod
+        def execute_notebook(cls, nb, kernel_name, output_path=None, progress_bar=False, log_output=False,
+                             autosave_cell_every=30, **kwargs):
+            # Engine.execute_notebook with this module's manager (papermill has no hook for it).
+            nb_man = Manager(nb, output_path=output_path, progress_bar=progress_bar, log_output=log_output,
+                             autosave_cell_every=autosave_cell_every)
+            nb_man.notebook_start()
+            try:
+                cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
+            finally:
+                nb_man.cleanup_pbar()
+                nb_man.notebook_complete()
+            return nb_man.nb
+
+    papermill_engines.register(ENGINE_NAME, Engine)
+    return ENGINE_NAME

@@ -1,0 +1,55 @@
+"""helpers.apps.progress: what `make reproduce` says while a notebook runs."""
+from __future__ import annotations
+
+import nbformat
+import papermill as pm
+import pytest
+
+from helpers.apps import progress
+
+
+def _nb(durations=None):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Chapter\n\n## 1. Load"), nbformat.v4.new_code_cell("a = 1"),
+                nbformat.v4.new_markdown_cell("Some words.\n## 2. Train"), nbformat.v4.new_code_cell("b = 2"),
+                nbformat.v4.new_code_cell("c = 3")]
+    if durations:
+        for cell, d in zip(nb.cells, durations):
+            cell.metadata["papermill"] = {"duration": d}
+    return nb
+
+
+def test_sections_and_previous_durations():
+    nb = _nb([0.0, 10.0, 0.0, 30.0, 60.0])
+    assert progress.section_of(nb, 1) == "1. Load" and progress.section_of(nb, 4) == "2. Train"
+    assert progress.section_of(nb, 0) == ""
+    assert progress.previous_durations(nb) == [0.0, 10.0, 0.0, 30.0, 60.0]
+    assert progress.previous_durations(_nb()) is None  # never run: nothing to go on
+
+
+def test_estimate_scales_the_previous_run_by_this_runs_speed():
+    nb = _nb()
+    p = progress.CellProgress("x.ipynb", nb, [0.0, 10.0, 0.0, 30.0, 60.0], print)
+    # 20 s for what took 10 s last time: twice as slow, so 90 s of the old run is 180 s left.
+    assert p.estimate_left(3, elapsed=20.0) == pytest.approx(180.0)
+    assert p.estimate_left(1, elapsed=0.0) == pytest.approx(100.0)  # at the start: the last run's total
+    counted = progress.CellProgress("x.ipynb", nb, None, print)
+    assert counted.estimate_left(1, 0.0) is None
+    assert counted.estimate_left(4, elapsed=20.0) == pytest.approx(10.0)  # 2 code cells in 20 s, 1 to go
+    other = progress.CellProgress("x.ipynb", nb, [1.0, 2.0], print)  # another version of the notebook
+    assert other.previous is None
+
+
+def test_a_run_reports_each_cell_with_its_section(tmp_path):
+    source, out = tmp_path / "n.ipynb", tmp_path / "out.ipynb"
+    nb = _nb()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    nbformat.write(nb, source)
+    lines: list[str] = []
+    engine = progress.register("n.ipynb", None, lines.append, every=0.0)
+    pm.execute_notebook(str(source), str(out), engine_name=engine, progress_bar=False, kernel_name="python3")
+    assert [line.split(",")[0] for line in lines] == [
+        "[reproduce]   n.ipynb: cell 1/3 (1. Load)", "[reproduce]   n.ipynb: cell 2/3 (2. Train)",
+        "[reproduce]   n.ipynb: cell 3/3 (2. Train)"]
+    assert "left" in lines[-1] and "so far" in lines[-1]
+    assert nbformat.read(out, 4).cells[4].metadata["papermill"]["duration"] is not None
