@@ -18,8 +18,11 @@ the page's fonts and scripts come from the installed package (no CDN).
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import html
+import io
+import json
 import os
 import statistics
 import sys
@@ -151,7 +154,7 @@ def best_seven_class(saved: dict[str, Any], out: OutputDirs) -> tuple[str | None
                if "model_file" in r and (out.models / r["model_file"]).is_file()}
     if not present:
         why = ("no seven-class model is recorded in results.json" if not records else
-               f"the file of {', '.join(sorted(records))} is not in {out.models}")
+               f"the file of {', '.join(sorted(records))} is not in {out.models.name}/")
         return None, f"Seven diagnoses: not shown, {why}; run notebook 5 (`make reproduce`)."
     name = max(present, key=lambda n: present[n].get("validation", {}).get("balanced_accuracy", -1.0))
     return name, ""
@@ -381,7 +384,7 @@ def render(item: dict[str, Any]) -> str:
                 f'<p class="message">Not scored: {html.escape(item["error"])}</p></div>')
     b = item["binary"]
     sign = ">=" if b["p_malignant"] >= b["threshold"] else "<"
-    parts = [f'<div class="result" data-file="{name}"><h4>{name}</h4>',
+    parts = [f'<div class="result" data-file="{name}"><h4>{name}</h4><div class="row"><div>',
              f'<p class="decision" data-decision="{b["decision"]}"><b>{b["decision"]}</b>: P(malignant) '
              f'{b["p_malignant"]:.3f} {sign} threshold {b["threshold"]:.3f} ({html.escape(b["threshold_source"])}; '
              f'model {html.escape(b["model"])})</p>', _rows(b["labels"], "binary")]
@@ -392,12 +395,20 @@ def render(item: dict[str, Any]) -> str:
     for note in item.get("notes", []) + ([b["note"]] if b.get("note") else []):
         parts.append(f'<p class="note">Note: {html.escape(note)}</p>')
     parts.append("</div>")
+    if "overlay" in item:
+        # Inline, so the answer is one response and no file of it is kept on the server.
+        buffer = io.BytesIO()
+        Image.fromarray(item["overlay"]).save(buffer, format="PNG")
+        parts.append(f'<figure><img class="overlay" alt="Grad-CAM" src="data:image/png;base64,'
+                     f'{base64.b64encode(buffer.getvalue()).decode()}"><figcaption>Grad-CAM of the evidence for '
+                     f'{b["decision"]}: where the model\'s evidence lies, not proof that it reads the lesion '
+                     "(notebook 4)</figcaption></figure>")
+    parts.append("</div></div>")
     return "".join(parts)
 
 
-def answer(models: PageModels, files: Sequence[str | Path] | None, *, keep: bool = False
-           ) -> tuple[str, list[tuple[np.ndarray, str]]]:
-    """The page's handler: HTML for every file and the Grad-CAM overlays.
+def answer(models: PageModels, files: Sequence[str | Path] | None, *, keep: bool = False) -> str:
+    """The page's handler: HTML for every file, its Grad-CAM overlay inline.
 
     Uploaded files are deleted once answered (``models.uploads``; ``keep`` for
     the examples, which are the data set's own files).
@@ -407,15 +418,13 @@ def answer(models: PageModels, files: Sequence[str | Path] | None, *, keep: bool
         models.uploads.hold(files)
     try:
         if not files:
-            return '<p class="message">Upload one or more photos, or pick an example.</p>', []
+            return '<p class="message">Upload one or more photos, or pick an example.</p>'
         if len(files) > MAX_FILES:
             return (f'<p class="message">{len(files)} files: the page takes at most {MAX_FILES} at a time. '
-                    "Upload fewer, or use `python -m helpers predict` for a folder.</p>"), []
+                    "Upload fewer, or use `python -m helpers predict` for a folder.</p>")
         items = [analyse_file(models, f) for f in files]  # Gradio keeps the uploaded file's own name
-        gallery = [(it["overlay"], f"{it['file']}: Grad-CAM of the evidence for {it['binary']['decision']}")
-                   for it in items if "overlay" in it]
         banner = f'<p class="disclaimer">{html.escape(DISCLAIMER)}</p>'
-        return banner + "".join(render(it) for it in items), gallery
+        return banner + "".join(render(it) for it in items)
     finally:
         if not keep:
             models.uploads.release(files)
@@ -431,6 +440,9 @@ CSS = """
 .result table td {padding: 1px 8px 1px 0;}
 .bar {height: 10px; background: #4c72b0;}
 .disclaimer {font-weight: bold; color: #8a1c1c;}
+.result .row {display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start;}
+.result figure {margin: 0; max-width: 380px;}
+.result figcaption {font-size: 0.8em; color: #555;}
 """
 
 
@@ -457,15 +469,11 @@ def build_page(models: PageModels):
                 gr.Markdown(model_card(models), elem_id="model-card")
             with gr.Column(scale=2):
                 results_html = gr.HTML(elem_id="results")
-                overlays = gr.Gallery(label="Grad-CAM of the decided class: where the model's evidence lies "
-                                            "(not proof that it reads the lesion; see notebook 4)",
-                                      columns=2, height=380, object_fit="contain", format="png",
-                                      elem_id="overlays")
-        run.click(lambda files: answer(models, files), inputs=upload, outputs=[results_html, overlays],
+        run.click(lambda files: answer(models, files), inputs=upload, outputs=results_html,
                   api_name="classify", concurrency_limit=2)
         if models.examples:
             run_example.click(lambda key: answer(models, [models.examples[key]] if key else [], keep=True),
-                              inputs=example, outputs=[results_html, overlays], api_name="classify_example",
+                              inputs=example, outputs=results_html, api_name="classify_example",
                               concurrency_limit=2)
     return page
 
@@ -488,10 +496,36 @@ def launch(models: PageModels, host: str = HOST, port: int = PORT, *, block: boo
 # ---------------------------------------------------------------------------
 
 
+def classify_over_http(client, url: str, image: str | Path) -> str:
+    """One visit through the page's HTTP API, as its browser code makes it: upload the
+    file, ask for ``classify``, read the answer from the event stream. Returns the HTML."""
+    with open(image, "rb") as handle:
+        uploaded = client.post(f"{url}gradio_api/upload", files={"files": (Path(image).name, handle)})
+    uploaded.raise_for_status()
+    payload = {"data": [[{"path": uploaded.json()[0], "meta": {"_type": "gradio.FileData"}}]]}
+    event = client.post(f"{url}gradio_api/call/classify", json=payload)
+    event.raise_for_status()
+    answer_stream = client.get(f"{url}gradio_api/call/classify/{event.json()['event_id']}")
+    answer_stream.raise_for_status()
+    kind, data = None, None
+    for line in answer_stream.text.splitlines():
+        if line.startswith("event: "):
+            kind = line[len("event: "):]
+        elif line.startswith("data: ") and kind == "complete":
+            data = line[len("data: "):]
+    if data is None:
+        raise RuntimeError(f"no answer in the event stream: {answer_stream.text[-200:]}")
+    return json.loads(data)[0]
+
+
 def load_test(url: str, image: str | Path, *, clients: int = 8, requests: int = 200) -> dict[str, Any]:
     """``requests`` uploads of ``image`` through the page's API from ``clients`` threads
-    at once; latency of each (upload, model, Grad-CAM, answer) and the errors."""
-    from gradio_client import Client, handle_file
+    at once; latency of each (upload, model, Grad-CAM, answer) and the errors.
+
+    Each client keeps one HTTP connection (a browser does too); the load runs
+    on the same two cores as the page, so the numbers include its own cost.
+    """
+    import httpx
 
     per_client = [requests // clients + (i < requests % clients) for i in range(clients)]
     latencies: list[float] = []
@@ -499,18 +533,18 @@ def load_test(url: str, image: str | Path, *, clients: int = 8, requests: int = 
     lock = threading.Lock()
 
     def worker(n: int) -> None:
-        client = Client(url, verbose=False)
-        for _ in range(n):
-            start = time.perf_counter()
-            try:
-                html_out, _ = client.predict([handle_file(str(image))], api_name="/classify")
-                if 'class="result"' not in html_out:
-                    raise RuntimeError(f"no result in the answer: {html_out[:200]}")
-                with lock:
-                    latencies.append(time.perf_counter() - start)
-            except Exception as exc:  # noqa: BLE001 -- counted and listed, the test goes on
-                with lock:
-                    errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+        with httpx.Client(timeout=120) as client:
+            for _ in range(n):
+                start = time.perf_counter()
+                try:
+                    html_out = classify_over_http(client, url, image)
+                    if 'class="result"' not in html_out or 'img class="overlay"' not in html_out:
+                        raise RuntimeError(f"no result in the answer: {html_out[:200]}")
+                    with lock:
+                        latencies.append(time.perf_counter() - start)
+                except Exception as exc:  # noqa: BLE001 -- counted and listed, the test goes on
+                    with lock:
+                        errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
 
     start = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:

@@ -244,12 +244,12 @@ def shortcut_lines(results: dict[str, Any], models: tuple[str | None, ...] | Non
     mitigation was kept."""
     art = results.get("artefacts", {})
     lines = []
-    checked = art.get("detector_vs_eye", {})
-    if checked:
+    checked = {a: r for a, r in art.get("detector_vs_eye", {}).items() if "precision" in r}
+    if checked:  # records of older runs have no precision and recall
         n = next(iter(checked.values()))["n"]
         lines.append(f"Detectors checked on {n} training images labelled by eye: " + "; ".join(
             f"{a} precision {_p(r.get('precision'))} recall {_p(r.get('recall'))} ({r.get('by_eye')} marked)"
-            for a, r in checked.items() if "precision" in r) + ".")
+            for a, r in checked.items()) + ".")
     for r in art.get("pasted_on_benign", []):
         if models is not None and r["model"] not in models:
             continue
@@ -351,10 +351,11 @@ def page_load_line(results: dict[str, Any]) -> str:
     t = results.get("web_page", {}).get("load_test")
     if not t:
         return ""
-    return (f"Web page (`python -m helpers serve`, model {t['model']}, Grad-CAM on): {t['requests']} uploads of one "
-            f"image from {t['clients']} clients at once on 127.0.0.1, {t['cpu_cores']} CPU cores: latency p50 "
-            f"{t['p50_seconds']:.2f} s, p95 {t['p95_seconds']:.2f} s, {t['errors']} errors, "
-            f"{t['requests_per_second']:.1f} requests/s.")
+    seven = f"seven-class model {t['seven_class_model']}" if t.get("seven_class_model") else "no seven-class model"
+    return (f"Web page (`python -m helpers serve`, model {t['model']}, Grad-CAM on, {seven}; measured "
+            f"{str(t.get('date', ''))[:10]}): {t['requests']} uploads of one image from {t['clients']} clients at "
+            f"once on 127.0.0.1, {t['cpu_cores']} CPU cores: latency p50 {t['p50_seconds']:.2f} s, p95 "
+            f"{t['p95_seconds']:.2f} s, {t['errors']} errors, {t['requests_per_second']:.1f} requests/s.")
 
 
 def replace_readme_block(readme: str | os.PathLike, name: str, content: str) -> bool:

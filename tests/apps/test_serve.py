@@ -69,7 +69,7 @@ def test_the_page_answers_like_predict_and_keeps_no_upload(page_models, tmp_path
     expected, _ = predict_paths(page_models.binary, [files["rgb"], files["grey"]])
     expected7, _ = predict_paths(page_models.seven, [files["rgb"]])
     uploads = _copies([files["rgb"], files["grey"], files["broken"], files["text"]], tmp_path / "upload")
-    html_out, gallery = serve.answer(page_models, uploads)
+    html_out = serve.answer(page_models, uploads)
     assert not any(u.exists() for u in uploads), "an upload was kept after the answer"
     items = [serve.analyse_file(page_models, u) for u in _copies([files["rgb"], files["grey"]], tmp_path / "again")]
     for item, exp in zip(items, expected):
@@ -82,7 +82,7 @@ def test_the_page_answers_like_predict_and_keeps_no_upload(page_models, tmp_path
     assert sorted(lab["label"] for lab in items[0]["seven"]["labels"]) == sorted(HAM_CLASSES)
     assert any("greyscale" in note for note in items[1]["notes"])
     assert html_out.count('class="result refused"') == 2 and "not an image this page can read" in html_out
-    assert len(gallery) == 2 and gallery[0][0].shape[0] == serve.OVERLAY_SIZE and "Grad-CAM" in gallery[0][1]
+    assert html_out.count('<img class="overlay"') == 2 and items[0]["overlay"].shape[0] == serve.OVERLAY_SIZE
     assert serve.DISCLAIMER in html_out
 
 
@@ -117,9 +117,9 @@ def test_bad_uploads_get_a_message_not_a_trace(page_models, tmp_path, monkeypatc
     monkeypatch.setattr(serve, "MAX_FILE_MB", 1e-4)
     assert "MB limit" in serve.analyse_file(page_models, tmp_path / "alpha.png")["error"]
     too_many = [save(textured(k, 32), tmp_path / "many" / f"{k}.png") for k in range(serve.MAX_FILES + 1)]
-    html_out, gallery = serve.answer(page_models, too_many)
-    assert f"at most {serve.MAX_FILES}" in html_out and gallery == []
-    assert "Upload one or more photos" in serve.answer(page_models, [])[0]
+    html_out = serve.answer(page_models, too_many)
+    assert f"at most {serve.MAX_FILES}" in html_out and "<img" not in html_out
+    assert "Upload one or more photos" in serve.answer(page_models, [])
 
 
 def test_model_card_gives_each_archive_with_n_and_ci(page_models):
@@ -218,7 +218,7 @@ def test_the_page_in_a_real_browser(page_url, tmp_path):
             page.locator("#upload").get_by_text(corrupt.stem, exact=True).wait_for(timeout=30_000)  # name shown: uploaded
             page.click("#classify")
             page.wait_for_selector("#results .result", timeout=60_000)
-            page.wait_for_selector("#overlays img", timeout=30_000)
+            page.wait_for_selector("#results img.overlay", timeout=30_000)
             shown = {kind: [(r.get_attribute("data-label"), float(r.get_attribute("data-probability")))
                             for r in page.locator(f"#results tr.label[data-kind={kind}]").all()]
                      for kind in ("binary", "seven")}
