@@ -25,7 +25,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ..config import OutputDirs, output_dirs

@@ -1,14 +1,8 @@
 import numpy as np
 import pandas as pd
-import pytest
 from PIL import Image
-from sklearn.metrics import roc_auc_score
 
-from helpers import config, results
 from helpers.data import arrays
-from helpers.evaluation import isic_csv
-from helpers.report import records
-from helpers.training import recipes
 
 
 def test_arrays_from_split_lists_every_unloadable_image(tmp_path, capsys):

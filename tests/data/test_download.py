@@ -8,7 +8,6 @@ fake ISIC Archive.
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import signal
