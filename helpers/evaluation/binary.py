@@ -177,6 +177,20 @@ def paired_auc_difference(y, p_a, p_b, n_resamples: int = 1000, seed: int = 0,
             "method": "paired percentile bootstrap over test images (same resamples for both models)"}
 
 
+def predictive_values(sensitivity: float, specificity: float, prevalence: float) -> tuple[float, float]:
+    """(PPV, NPV) of a test with this sensitivity and specificity where a fraction
+    ``prevalence`` of the lesions is malignant (Bayes' rule).
+
+    A test set's own PPV holds only at its own mix of classes (isic-mvb's test
+    split is about 44% malignant); a clinic sees far fewer malignant lesions.
+    """
+    if not 0 < prevalence < 1:
+        raise ValueError(f"prevalence must lie strictly between 0 and 1, not {prevalence}")
+    tp, fp = sensitivity * prevalence, (1 - specificity) * (1 - prevalence)
+    tn, fn = specificity * (1 - prevalence), (1 - sensitivity) * prevalence
+    return tp / (tp + fp) if tp + fp else float("nan"), tn / (tn + fn) if tn + fn else float("nan")
+
+
 def proportion_ci(k: int, n: int, alpha: float = 0.05) -> tuple[float | None, float | None]:
     """Wilson score interval of a proportion k / n ((None, None) for n = 0); it stays
     inside [0, 1] and is sensible for the small counts of rare diagnoses."""

@@ -115,7 +115,7 @@ def build_presentation(results: dict[str, Any], images_dir: str | os.PathLike,
         best = h.get("best_model")
         if best:
             figure(f"{best}_confusion", f"Confusion matrix of {best} (test set)")
-        figure("lime_explanations", "What the best model looks at (LIME, Grad-CAM)")
+        figure("lime_explanations", "Where LIME and Grad-CAM put the evidence (not proof of what the model uses)")
         figure("artefact_effects", "Does the model rely on artefacts?")
         figure("counterfactual_effects", "A ruler, ink or black bars pasted onto benign lesions",
                "Mean change of P(malignant) and decisions flipped, 95% CIs; dashed: the project's targets.")

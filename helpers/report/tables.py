@@ -13,9 +13,14 @@ from typing import Any
 import pandas as pd
 
 from ..atomic import write_text
+from ..evaluation.binary import predictive_values
 from ..results import best_on_validation, model_records
 from .cross import candidates
 
+
+# A clinic's share of malignant lesions for the PPV/NPV the summary restates (an
+# illustration, not a measured rate: it differs between clinics and referral levels).
+CLINIC_PREVALENCE = 0.05
 
 NEXT_STEPS = [
     "Score the models on further test sets from other clinics, devices and skin types.",
@@ -177,9 +182,12 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
            "test_duplicates_dropped": data.get("test_duplicates_dropped"), "best_model": best}
     if best:
         m = models[best]
-        out.update(best_auc=m["test"]["auc"], best_auc_ci=m["test"].get("auc_ci95"),
-                   best_sensitivity=m["test"]["sensitivity"], best_specificity=m["test"]["specificity"],
-                   best_threshold=m["threshold"], best_weights=m.get("weights"))
+        t = m["test"]
+        out.update(best_auc=t["auc"], best_auc_ci=t.get("auc_ci95"),
+                   best_sensitivity=t["sensitivity"], best_specificity=t["specificity"],
+                   best_threshold=m["threshold"], best_weights=m.get("weights"),
+                   best_ppv=t.get("ppv"), best_npv=t.get("npv"), best_n=t.get("n"),
+                   best_prevalence=t["n_pos"] / t["n"] if t.get("n") and "n_pos" in t else None)
     study = results.get("seed_study")
     if study:
         out.update(seed_model=study["model"], seed_n=len(study["seeds"]), seed_mean=study["mean"],
@@ -209,6 +217,13 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
                      f"Cleaned test set ROC AUC {h['best_auc']:.3f} (95% CI {_ci(h['best_auc_ci'])}); at the "
                      f"threshold chosen on validation ({h['best_threshold']:.3f}) sensitivity "
                      f"{h['best_sensitivity']:.3f}, specificity {h['best_specificity']:.3f}.")
+        if h.get("best_prevalence") and h.get("best_ppv") is not None:
+            ppv5, npv5 = predictive_values(h["best_sensitivity"], h["best_specificity"], CLINIC_PREVALENCE)
+            lines.append(f"Its PPV {h['best_ppv']:.2f} and NPV {h['best_npv']:.2f} hold at this test set's "
+                         f"{h['best_prevalence']:.0%} malignant (n = {h['best_n']}); where "
+                         f"{CLINIC_PREVALENCE:.0%} of lesions are malignant the same sensitivity and specificity "
+                         f"give PPV {ppv5:.2f} and NPV {npv5:.3f}"
+                         + (": most lesions it calls malignant would be benign." if ppv5 < 0.5 else "."))
     if h.get("seed_n", 0) > 1:
         lines.append(f"Over {h['seed_n']} seeds, {h['seed_model']} reached a mean test AUC of "
                      f"{h['seed_mean']:.3f} (standard deviation {h['seed_sd']:.3f}).")

@@ -128,3 +128,18 @@ def test_readme_states_the_page_load_test_when_recorded():
             "p95_seconds": 0.93, "errors": 0, "requests_per_second": 17.5}
     text = tables.readme_markdown({**RESULTS, "web_page": {"load_test": load}})
     assert "200 uploads of one image from 8 clients" in text and "p50 0.41 s, p95 0.93 s, 0 errors" in text
+
+
+def test_ppv_is_restated_at_a_clinics_prevalence():
+    from helpers.evaluation.binary import predictive_values
+
+    # Textbook case: sensitivity 0.9, specificity 0.9 at 10% prevalence -> PPV 0.5, NPV 0.9878.
+    ppv, npv = predictive_values(0.9, 0.9, 0.10)
+    assert abs(ppv - 0.5) < 1e-12 and abs(npv - 81 / 82) < 1e-12
+    results = {**RESULTS, "models": {**RESULTS["models"], "lite0_imagenet": {
+        **RESULTS["models"]["lite0_imagenet"],
+        "test": {**RESULTS["models"]["lite0_imagenet"]["test"], "n_pos": 44, "ppv": 0.80, "npv": 0.90}}}}
+    text = " ".join(tables.summary_lines(results))
+    ppv5, _ = predictive_values(0.88, 0.83, 0.05)
+    assert "PPV 0.80 and NPV 0.90 hold at this test set's 44% malignant (n = 100)" in text
+    assert "where 5% of lesions are malignant" in text and f"PPV {ppv5:.2f}" in text and "would be benign" in text
