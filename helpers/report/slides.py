@@ -79,8 +79,6 @@ def build_presentation(results: dict[str, Any], images_dir: str | os.PathLike,
         _text_slide(pdf, "Classifying dermoscopic images of skin lesions", [
             "Benign vs malignant from pixels, then seven HAM10000 diagnoses: baselines, transfer learning, "
             "explanations, with leakage-free splits and thresholds chosen on validation.",
-            f"Run of {run.get('date', 'n/a')}, commit {str(run.get('commit'))[:10]}, "
-            f"{run.get('machine', {}).get('cpu_cores', 'n/a')} CPU cores, quick={run.get('quick')}.",
             "A research and teaching project, not a medical device.",
         ])
         _text_slide(pdf, "Summary", summary_lines(results))
@@ -128,6 +126,9 @@ def build_presentation(results: dict[str, Any], images_dir: str | os.PathLike,
                          "Balanced accuracy = mean per-class recall (the ISIC 2018 metric), 95% bootstrap CI.")
             figure("ham10000_confusion", "Seven diagnoses: normalised confusion matrix")
         _text_slide(pdf, "Limitations", limitations(results))
-        _text_slide(pdf, "Next steps", NEXT_STEPS)
+        # Provenance in small print on the last slide, not on the title slide.
+        _text_slide(pdf, "Next steps", NEXT_STEPS + [
+            f"Made by the chain: run of {run.get('date', 'n/a')}, commit {str(run.get('commit'))[:10]}, "
+            f"{run.get('machine', {}).get('cpu_cores', 'n/a')} CPU cores, quick={run.get('quick')}."])
         pdf.infodict()["Title"] = "Dermoscopic skin-lesion classification"
     return target

@@ -143,3 +143,11 @@ def test_ppv_is_restated_at_a_clinics_prevalence():
     ppv5, _ = predictive_values(0.88, 0.83, 0.05)
     assert "PPV 0.80 and NPV 0.90 hold at this test set's 44% malignant (n = 100)" in text
     assert "where 5% of lesions are malignant" in text and f"PPV {ppv5:.2f}" in text and "would be benign" in text
+
+
+def test_provenance_is_on_the_last_slide_not_the_title(tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr(slides, "_text_slide", lambda pdf, title, lines, **kw: shown.append((title, lines)))
+    slides.build_presentation(RESULTS, tmp_path, tmp_path / "deck.pdf")
+    assert "abc" not in " ".join(shown[0][1]) and shown[0][0].startswith("Classifying")
+    assert shown[-1][0] == "Next steps" and "commit abc" in shown[-1][1][-1]
