@@ -61,8 +61,8 @@ OVERLAY_SIZE = 256  # pixels of the Grad-CAM overlay shown on the page
 # Keras models are called from Gradio's worker threads one at a time; decoding
 # and drawing run in parallel with them.
 _MODEL_LOCK = threading.Lock()
-# PIL's decompression-bomb check is a warning; turning it into an error changes
-# process-wide warning filters, so only one thread does it at a time.
+# PIL's decompression-bomb check is a warning: checking it (inspect_upload) and
+# decoding (load_image) change process-wide warning filters, so one thread at a time.
 _OPEN_LOCK = threading.Lock()
 
 
@@ -335,18 +335,17 @@ def analyse_file(models: PageModels, path: Path, name: str | None = None) -> dic
     name = name or path.name
     try:
         notes = inspect_upload(path)
-        b = models.binary
-        image = load_image(path, b.image_size)
+        b, seven = models.binary, models.seven
+        with _OPEN_LOCK:  # load_image also sets warning filters (see _OPEN_LOCK)
+            image = load_image(path, b.image_size)
+            seven_image = None if seven is None else image if seven.image_size == b.image_size else load_image(
+                path, seven.image_size)
         with _MODEL_LOCK:
             probs = b.probabilities(image[None])
             decision = b.decide(probs)[0]
             # The map of the class decided: for a benign call, the evidence against malignant.
             cam = models.gradcam(image, cls=int(decision == "malignant")) if models.gradcam is not None else None
-            seven_probs = None
-            if models.seven is not None:
-                seven_image = image if models.seven.image_size == b.image_size else load_image(
-                    path, models.seven.image_size)
-                seven_probs = models.seven.probabilities(seven_image[None])
+            seven_probs = None if seven is None else seven.probabilities(seven_image[None])
     except UploadRefused as exc:
         return {"file": name, "error": str(exc)}
     except Exception as exc:  # noqa: BLE001 -- a decoding error must become a message, never a trace
