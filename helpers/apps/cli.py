@@ -72,6 +72,12 @@ Grad-CAM overlay; with a model card from results.json. A research model, not
 a diagnosis. The page listens on 127.0.0.1 only, unless --host says otherwise;
 uploads are deleted once answered and nothing is sent anywhere."""
 
+SERVE_EPILOG = """\
+exit status:
+  0  served until stopped; with --load-test, every request was answered
+  1  --load-test: some requests failed (counted, examples printed)
+  2  no usable binary model, or no image for the load test"""
+
 EXPORT_EPILOG = f"""\
 exit status:
   0  exported; the float file agrees with Keras (max |dp| <= {TFLITE_FLOAT_TOLERANCE:g}, no decision change)
@@ -160,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the sensitivity the threshold is chosen for (default: 0.90)")
 
     se = sub.add_parser("serve", help="a local web page to try the models (upload photos, see ranked labels)",
-                        description=SERVE_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+                        description=SERVE_DESCRIPTION, epilog=SERVE_EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     se.add_argument("--model", help="binary model name in results.json or a .keras file "
                                     "(default: the binary model best on validation)")
     se.add_argument("--host", default="127.0.0.1",
