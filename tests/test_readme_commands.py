@@ -159,3 +159,11 @@ def _online() -> bool:
         return True
     except OSError:
         return False
+
+
+def test_readme_gives_exit_codes_for_every_command():
+    from helpers.apps import cli
+
+    table = README.read_text().split("Exit codes, for every command:")[1].split("\n## ")[0]
+    missing = [c for c in cli.COMMANDS if f"| `{c}` |" not in table]
+    assert not missing, f"README's exit-code table lacks {missing}"
