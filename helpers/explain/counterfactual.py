@@ -20,6 +20,7 @@ from PIL import Image
 
 from ..data.images import load_images
 from ..evaluation.binary import proportion_ci
+from ..evaluation.resampling import bootstrap_counts, percentile_interval
 from .artefacts import REFERENCE_SIZE, _grow, resize, scan
 
 PASTED = ("ruler", "ink", "letterbox")
@@ -107,10 +108,11 @@ def pasted_predictions(predict: Callable[[np.ndarray], np.ndarray], image_size: 
     return out
 
 
-def _bootstrap_mean_ci(d: np.ndarray, seed: int, n_resamples: int) -> list[float]:
+def _bootstrap_mean_ci(d: np.ndarray, seed: int, n_resamples: int) -> list[float | None]:
+    """95% percentile interval of the mean of ``d``, on the project's shared resampling."""
     rng = np.random.default_rng(seed)
-    means = d[rng.integers(len(d), size=(n_resamples, len(d)))].mean(axis=1)
-    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+    means = np.concatenate([counts @ d / len(d) for counts in bootstrap_counts(len(d), n_resamples, rng)])
+    return list(percentile_interval(means))
 
 
 def paste_effects(model: str, p_before: np.ndarray, p_after: Mapping[str, np.ndarray], threshold: float,

@@ -40,11 +40,16 @@ def grad_cam(model: keras.Model, image: np.ndarray, cls: int = 1) -> np.ndarray:
         tape.watch(x)  # a frozen base has no trainable variables for the tape to follow
         feature_map, logit = forward(x)
         score = logit[:, 0] if cls == 1 else -logit[:, 0]
-    grads = tape.gradient(score, feature_map)
+    return _heat_map(feature_map, tape.gradient(score, feature_map), image.shape[:2]).numpy()
+
+
+def _heat_map(feature_map, grads, size) -> tf.Tensor:
+    """Grad-CAM's map: feature channels weighted by their mean gradient, ReLU,
+    scaled to 0..1 and resized to ``size``."""
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
     cam = tf.nn.relu(tf.reduce_sum(weights * feature_map, axis=-1))[0]
     cam = cam / (tf.reduce_max(cam) + 1e-8)
-    return tf.image.resize(cam[..., None], image.shape[:2]).numpy()[..., 0]
+    return tf.image.resize(cam[..., None], size)[..., 0]
 
 
 def _final_sigmoid(model: keras.Model) -> tuple[keras.Model, keras.layers.Layer] | None:
@@ -122,11 +127,8 @@ class GradCam:
                 tape.watch(x)
                 feature_map, logit = forward(x)
                 score = tf.where(cls == 1, logit[:, 0], -logit[:, 0])
-            grads = tape.gradient(score, feature_map)
-            weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-            cam = tf.nn.relu(tf.reduce_sum(weights * feature_map, axis=-1))[0]
-            cam = cam / (tf.reduce_max(cam) + 1e-8)
-            return tf.image.resize(cam[..., None], (self.image_size, self.image_size))[..., 0], logit[0, 0]
+            size = (self.image_size, self.image_size)
+            return _heat_map(feature_map, tape.gradient(score, feature_map), size), logit[0, 0]
 
         self._fn = cam_and_logit
 
