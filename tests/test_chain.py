@@ -21,6 +21,7 @@ import pytest
 
 from helpers import config
 from helpers.apps import reproduce
+from helpers.report import slides
 
 pytestmark = [pytest.mark.chain, pytest.mark.real_data]
 
@@ -105,8 +106,18 @@ def test_figures_models_and_deck_were_written(chain):
         assert (out / "saved_models" / f"{name}.keras").stat().st_size > 10_000, name
         preds = pd.read_csv(out / "saved_models" / f"{name}_test_predictions.csv")
         assert list(preds.columns) == ["image", "benign", "malignant"]
-    assert (out / "Presentation.pdf").read_bytes()[:4] == b"%PDF"
     assert not list(out.glob(".run-*"))  # promoted whole, staging gone
+
+
+def test_deck_is_a_talk_whose_numbers_are_in_results(chain):
+    out, final = chain
+    deck = out / "Presentation.pdf"
+    texts = slides.slide_texts(deck)
+    assert 10 <= len(texts) <= 15
+    assert final["run"]["commit"][:7] not in texts[0] and "commit" not in texts[0]
+    assert final["run"]["commit"][:10] in texts[-1]  # provenance in small print at the end
+    assert slides.deck_numbers_not_in_results(deck, final) == []
+    assert f"{final['headline']['best_auc']:.3f}" in " ".join(texts)
 
 
 def test_results_are_consistent(chain):

@@ -44,7 +44,7 @@ from ..atomic import read_json, write_json
 from ..config import (DATA_ENV_VAR, HAM_ENV_VAR, NOTEBOOKS, NOTEBOOKS_DIR, OUTPUT_ENV_VAR, PAGE_LOAD_TEST,
                       PAGE_LOAD_TEST_QUICK, REPO_ROOT, DataNotFoundError, output_dirs, resolve_data_dir)
 from ..data.arrays import load_split_table
-from ..report.slides import build_presentation
+from ..report.slides import build_presentation, headline_record
 from ..report.tables import replace_readme_block, update_readme
 from . import progress
 
@@ -333,6 +333,9 @@ def reproduce(*, quick: bool = False, data_dir: str | os.PathLike | None = None,
             final = results.update_results(
                 {"run": {"chain_seconds": round(time.perf_counter() - start, 1), "chain_notebooks": notebooks}},
                 out.results)
+            # The derived numbers the summary and the deck lead with, so every number on a slide is in results.json.
+            final = {**final, "headline": headline_record(final)}  # replaced whole: no stale key survives
+            write_json(out.results, final)
             build_presentation(final, out.images, work / "Presentation.pdf")
             if in_repo:
                 shutil.copy2(REPO_ROOT / "README.md", work / "README.md")

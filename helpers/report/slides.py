@@ -1,11 +1,18 @@
-"""The slide deck ``Presentation.pdf``, built from results.json and the PNGs the
-chain wrote into images/. Nothing is typed by hand."""
+"""The slide deck ``Presentation.pdf``: a 10-15 slide talk built from results.json
+and the PNGs the chain wrote into images/. Nothing is typed by hand: every
+number on a slide comes from results.json (``deck_numbers_not_in_results``
+checks that), and each title states what the slide shows, worded no stronger
+than its numbers.
+"""
 from __future__ import annotations
 
+import json
+import math
 import os
+import re
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import matplotlib.image as mpimg
 import matplotlib.pyplot as plt
@@ -13,122 +20,380 @@ import pandas as pd
 from matplotlib.backends.backend_pdf import PdfPages
 
 from ..atomic import atomic_path
-from .tables import (NEXT_STEPS, binary_table, cross_dataset_lines, headline, limitations, method_lines,
-                     multiclass_table, shortcut_lines, summary_lines)
+from ..evaluation.binary import predictive_values
+from .cross import candidates
+from .tables import (CLINIC_PREVALENCE, NEXT_STEPS, _ci, binary_table, headline, limitations, method_lines,
+                     multiclass_table)
 
 
-SLIDE = (13.33, 7.5)  # 16:9 inches
+SLIDE = (13.33, 7.5)  # 16:9 inches; every font below is >= 11 pt at this size
+TITLE_PT, TEXT_PT, SMALL_PT = 25, 17, 11
+MAX_SLIDES = 15
 
 
-def _text_slide(pdf: PdfPages, title: str, lines: list[str], size: int = 19) -> None:
+# ----------------------------------------------------------------------------- layout
+
+def _slide(pdf: PdfPages, title: str, *, lines: list[str] = (), png: Path | None = None,
+           table: pd.DataFrame | None = None, note: str = "", text_pt: int = TEXT_PT) -> None:
+    """One slide: a takeaway title, bullets, and a figure or a table. A tall figure
+    goes beside the bullets; a wide one below them, across the slide."""
     fig = plt.figure(figsize=SLIDE)
-    fig.text(0.05, 0.88, title, fontsize=32, weight="bold")
-    y = 0.76
-    scale = size / 19  # smaller type: more characters per line, closer lines
+    title_lines = textwrap.wrap(title, 58)
+    for i, part in enumerate(title_lines):
+        fig.text(0.04, 0.935 - i * 0.07, part, fontsize=TITLE_PT, weight="bold", va="top")
+    top = 0.935 - len(title_lines) * 0.07 - 0.02
+    note_lines = textwrap.wrap(note, 150)
+    bottom = 0.03 + 0.028 * len(note_lines) + (0.01 if note_lines else 0)
+    for i, part in enumerate(note_lines):
+        fig.text(0.04, bottom - 0.01 - (i + 1) * 0.028, part, fontsize=SMALL_PT, color="0.3", va="bottom")
+    image = mpimg.imread(png) if png is not None and png.exists() else None
+    beside = image is not None and lines and image.shape[1] / image.shape[0] < 1.5
+    y = top
+    if lines:
+        y = _bullets(fig, lines, x=0.045, top=top, width=0.42 if beside else 0.91, size=text_pt)
+    if image is not None:
+        # beside: the right half, full height; otherwise below the bullets, the whole width
+        rect = [0.49, bottom, 0.48, top - bottom] if beside else [0.04, bottom, 0.92, y - bottom - 0.01]
+        ax = fig.add_axes(rect)
+        ax.imshow(image)
+        ax.axis("off")
+    if table is not None and len(table):
+        ax = fig.add_axes([0.04, bottom, 0.92, y - bottom - 0.02])
+        ax.axis("off")
+        cells = [[_cell(v) for v in row] for row in table.itertuples()]
+        t = ax.table(cellText=cells, colLabels=[table.index.name or ""] + list(table.columns),
+                     loc="upper center", cellLoc="center")
+        t.auto_set_font_size(False)
+        t.set_fontsize(15)
+        t.auto_set_column_width(list(range(len(table.columns) + 1)))
+        t.scale(1.0, 2.3)
+    pdf.savefig(fig)
+    plt.close(fig)
+
+
+def _bullets(fig, lines: list[str], *, x: float, top: float, width: float, size: int) -> float:
+    """Draw bullets from ``top`` down; return where they end (figure fraction)."""
+    chars = round(width * SLIDE[0] * 72 / (size * 0.56))  # ~0.56 em per character in DejaVu Sans
+    step = size / 72 / SLIDE[1] * 1.3
+    y = top
     for line in lines:
-        wrapped = textwrap.wrap(line, round(80 / scale)) or [""]
-        for i, part in enumerate(wrapped):
-            fig.text(0.06, y, ("- " if i == 0 else "  ") + part, fontsize=size)
-            y -= 0.06 * scale
-        y -= 0.02 * scale
-    pdf.savefig(fig)
-    plt.close(fig)
+        for i, part in enumerate(textwrap.wrap(line, chars) or [""]):
+            fig.text(x, y, ("\u2022 " if i == 0 else "   ") + part, fontsize=size, va="top")
+            y -= step
+        y -= step * 0.4
+    return y
 
 
-def _image_slide(pdf: PdfPages, title: str, png: Path, caption: str = "") -> None:
-    fig = plt.figure(figsize=SLIDE)
-    fig.text(0.05, 0.92, title, fontsize=28, weight="bold")
-    ax = fig.add_axes([0.04, 0.08 if caption else 0.03, 0.92, 0.8])
-    ax.imshow(mpimg.imread(png))
-    ax.axis("off")
-    if caption:
-        fig.text(0.05, 0.03, caption, fontsize=15)
-    pdf.savefig(fig)
-    plt.close(fig)
+def _cell(v) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "n/a"
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
-def _table_slide(pdf: PdfPages, title: str, table: pd.DataFrame, note: str) -> None:
-    fig = plt.figure(figsize=SLIDE)
-    fig.text(0.05, 0.88, title, fontsize=32, weight="bold")
-    ax = fig.add_axes([0.03, 0.2, 0.94, 0.6])
-    ax.axis("off")
-    cells = [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row] for row in table.itertuples()]
-    t = ax.table(cellText=cells, colLabels=[table.index.name or ""] + list(table.columns),
-                 loc="upper center", cellLoc="center")
-    t.auto_set_font_size(False)
-    t.set_fontsize(13)
-    t.auto_set_column_width(list(range(len(table.columns) + 1)))
-    t.scale(1.9, 2.4)  # auto widths are tight; fill the slide
-    fig.text(0.05, 0.1, note, fontsize=15)
-    pdf.savefig(fig)
-    plt.close(fig)
+# ----------------------------------------------------------------------------- what the slides say
+
+def _percent(x: float) -> str:
+    return f"{x:.0%}"
+
+
+def clinic_numbers(results: dict[str, Any]) -> dict[str, float]:
+    """The best model's PPV and NPV at ``CLINIC_PREVALENCE`` (an illustration, not a
+    measured rate) and the test set's own share of malignant images; the chain
+    records them in results.json under "headline" so the deck's numbers are all there."""
+    h = headline(results)
+    if h.get("best_prevalence") is None:
+        return {}
+    ppv, npv = predictive_values(h["best_sensitivity"], h["best_specificity"], CLINIC_PREVALENCE)
+    if not (math.isfinite(ppv) and math.isfinite(npv)):  # a model that calls nothing malignant
+        return {}
+    return {"clinic_prevalence": CLINIC_PREVALENCE, "test_prevalence": h["best_prevalence"],
+            "ppv_at_clinic_prevalence": ppv, "npv_at_clinic_prevalence": npv}
+
+
+def headline_record(results: dict[str, Any]) -> dict[str, Any]:
+    """What the chain writes under "headline" in results.json before the deck is drawn:
+    the derived numbers the summary, the deck and README lead with."""
+    h = {k: v for k, v in headline(results).items() if v is not None}
+    h.update(clinic_numbers(results))
+    images = results.get("explanations", {}).get("images", {})
+    h["explained_images"] = {name: len(rows) for name, rows in images.items()}
+    return h
+
+
+def _data_lines(results: dict[str, Any]) -> list[str]:
+    data = results.get("data", {})
+    sources = "; ".join(f"{src}: " + ", ".join(f"{n} {cls}" for cls, n in c.items())
+                        for src, c in data.get("source_per_class", {}).items())
+    lines = [f"{data.get('name')}: {data.get('images_found')} images found, {data.get('images_read')} read, "
+             f"{data.get('images_skipped')} skipped (each listed in data_report.json).",
+             f"{data.get('exact_pairs')} byte-identical and {data.get('near_pairs')} near-duplicate pairs form "
+             f"{data.get('duplicate_groups')} groups; a group never straddles two splits.",
+             f"{data.get('test_duplicates_dropped')} test images had a copy in training and were dropped.",
+             f"Benign and malignant come from the same source ({sources}), so the source cannot give the "
+             "answer away."]
+    ham = results.get("multiclass", {}).get("data", {})
+    if ham.get("images_used"):
+        lines.append(f"HAM10000 (seven diagnoses, one image per lesion): {ham['images_used']} images used.")
+    return lines
+
+
+def _results_title(h: dict[str, Any]) -> str:
+    return (f"Best on validation, {h['best_model']}: test AUC {h['best_auc']:.3f} "
+            f"(95% CI {_ci(h['best_auc_ci'])}, n = {h['best_n']})")
+
+
+def _operating_title(h: dict[str, Any]) -> str:
+    return (f"At its validation threshold {h['best_model']} finds {_percent(h['best_sensitivity'])} of malignant "
+            f"and clears {_percent(h['best_specificity'])} of benign test images")
+
+
+def _prevalence_slide(results: dict[str, Any]) -> tuple[str, list[str]] | None:
+    h, c = headline(results), clinic_numbers(results)
+    if not c or h.get("best_ppv") is None:
+        return None
+    lines = [f"On this test set {_percent(c['test_prevalence'])} of images are malignant (n = {h['best_n']}): "
+             f"PPV {h['best_ppv']:.2f}, NPV {h['best_npv']:.2f}.",
+             f"Same sensitivity and specificity where {_percent(CLINIC_PREVALENCE)} of lesions are malignant "
+             f"(an illustration, not a measured clinic): PPV {c['ppv_at_clinic_prevalence']:.2f}, "
+             f"NPV {c['npv_at_clinic_prevalence']:.3f}.",
+             "PPV and NPV depend on how common malignancy is where the model is used; sensitivity, specificity "
+             "and AUC do not (if the images are alike)."]
+    if c["ppv_at_clinic_prevalence"] < 0.5:
+        title = (f"Where {_percent(CLINIC_PREVALENCE)} of lesions are malignant, most lesions it calls malignant "
+                 "would be benign")
+    else:
+        title = f"Where {_percent(CLINIC_PREVALENCE)} of lesions are malignant its PPV would be " \
+                f"{c['ppv_at_clinic_prevalence']:.2f}"
+    return title, lines
+
+
+def _other_clinic_slide(results: dict[str, Any]) -> tuple[str, list[str]] | None:
+    section = results.get("cross_dataset")
+    found = candidates(results)
+    best = section.get("best_on_validation") if section else None
+    if not best or best not in found:
+        return None
+    c = found[best]
+    scores = {ds: d["test"] for ds, d in c.by_dataset.items()}
+    lines = [f"{best} (trained on {' + '.join(c.trained_on)}): test AUC {t['auc']:.3f} "
+             f"(95% CI {_ci(t.get('auc_ci95'))}, n = {t['n']}) on {ds}." for ds, t in scores.items()]
+    for key, t in section.get("thresholds", {}).items():
+        if key.startswith(best):
+            moved = t["transferred"]
+            lines.append(f"{key}: its own validation threshold gave sensitivity {moved['sensitivity']:.3f} and "
+                         f"specificity {moved['specificity']:.3f} there; `calibrate` refits it on a clinic's images.")
+    lines.append("Lesions shared by the two archives are kept on one side; other clinics, cameras and darker "
+                 "skin are not in either archive.")
+    (ds_a, a), (ds_b, b) = list(scores.items())[0], list(scores.items())[-1]
+    if len(scores) > 1:
+        overlap = a.get("auc_ci95") and b.get("auc_ci95") and not (
+            a["auc_ci95"][1] < b["auc_ci95"][0] or b["auc_ci95"][1] < a["auc_ci95"][0])
+        verb = "with overlapping 95% CIs" if overlap else "and the 95% CIs do not overlap"
+        title = f"{best}: test AUC {a['auc']:.3f} on {ds_a}, {b['auc']:.3f} on {ds_b}, {verb}"
+    else:
+        title = f"{best} on each archive's test split"
+    return title, lines
+
+
+def _explanation_note(results: dict[str, Any]) -> str:
+    ex = results.get("explanations", {})
+    parts = []
+    for name, f in ex.get("lesion_focus", {}).items():
+        n = len(ex.get("images", {}).get(name, []))
+        parts.append(f"{name}: Grad-CAM puts a median {_percent(f['median_gradcam_on_lesion'])} of its weight on "
+                     f"the lesion, which covers a median {_percent(f['median_lesion_area'])} of the image (n = {n})")
+    return ("; ".join(parts) + ". A lesion-blind map would put as much on the lesion as the lesion's area.") \
+        if parts else "Heat maps on a few test images: where evidence sits, not what the model relies on."
+
+
+def _shortcut_slide(results: dict[str, Any]) -> tuple[str, list[str]] | None:
+    rows = results.get("artefacts", {}).get("pasted_on_benign", [])
+    if not rows:
+        return None
+    best = headline(results).get("best_model")
+    shown = [r for r in rows if r["model"] in (best, "lite0_imagenet", "lite0_artefact_aug")] or rows
+    lines = [f"{r['model']}, pasted {r['artefact']}: P(malignant) {r['mean_dp']:+.3f} "
+             f"[{r['mean_dp_ci95'][0]:+.3f}, {r['mean_dp_ci95'][1]:+.3f}], {r['flip_rate']:.1%} of decisions "
+             f"flipped (n = {r['n']})." for r in shown]
+    for name, record in results.get("models", {}).items():
+        if "mitigation" in record:
+            lines.append(f"{name} was {'kept' if record['mitigation']['kept'] else 'not kept'}: "
+                         f"{record['mitigation']['rule']}.")
+    clear = [r for r in shown if r["mean_dp_ci95"][0] > 0]
+    if clear:
+        top = max(clear, key=lambda r: r["mean_dp"])
+        title = (f"A pasted {top['artefact']} raises {top['model']}'s P(malignant) by {top['mean_dp']:+.3f} "
+                 f"on benign test images")
+    else:
+        title = "Pasted artefacts: no rise in P(malignant) that the test images can tell from zero"
+    return title, lines
+
+
+def _multiclass_slide(results: dict[str, Any], table: pd.DataFrame) -> tuple[str, list[str]]:
+    """Title and bullets for the seven-class chapter; no model is picked on the test set."""
+    lo, hi = table["balanced acc."].min(), table["balanced acc."].max()
+    title = (f"Seven diagnoses: test balanced accuracy {lo:.3f} to {hi:.3f} across {len(table)} models "
+             "(chance: one in seven)")
+    section, lines = results.get("multiclass", {}), []
+    for name, record in section.items():
+        mel = record.get("test", {}).get("per_class", {}).get("mel", {}) if isinstance(record, dict) else {}
+        if mel.get("recall") is not None and record.get("inputs") != "metadata":
+            precision = "n/a" if mel.get("precision") is None else f"{mel['precision']:.2f}"
+            lines.append(f"Melanoma with {name}: recall {mel['recall']:.2f}, precision {precision} "
+                         f"(n = {mel['support']} melanomas in the test split).")
+    gain = section.get("metadata_gain", {})
+    if gain.get("ci95"):
+        lines.append(f"Adding age, sex and site to the image: balanced accuracy {gain['difference']:+.3f} "
+                     f"(paired 95% CI {gain['ci95'][0]:+.3f} to {gain['ci95'][1]:+.3f})"
+                     + ("; no gain the test split can tell from zero." if gain["ci95"][0] <= 0 else "."))
+    return title, lines
+
+
+def _conclusion_lines(results: dict[str, Any]) -> list[str]:
+    h = headline(results)
+    lines = []
+    if h.get("best_model"):
+        lines.append(f"On held-out {h['data_name']} images, {h['best_model']} separates benign from malignant with "
+                     f"test AUC {h['best_auc']:.3f} (95% CI {_ci(h['best_auc_ci'])}, n = {h['best_n']}).")
+    if h.get("seed_n", 0) > 1:
+        lines.append(f"Seed to seed ({h['seed_n']} seeds of {h['seed_model']}) the test AUC moves with standard "
+                     f"deviation {h['seed_sd']:.3f}: differences smaller than that are noise.")
+    other = _other_clinic_slide(results)
+    if other:
+        lines.append("At the other archive: " + other[0].split(": ", 1)[-1] + ".")
+    shortcut = _shortcut_slide(results)
+    if shortcut:
+        lines.append(shortcut[0] + ": the models partly use what is around the lesion.")
+    lines.append("Thresholds, PPV and NPV must be set again at each clinic; this is research, not a diagnosis.")
+    return lines
+
+
+# ----------------------------------------------------------------------------- the deck
+
+def _plan(results: dict[str, Any], images_dir: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(title, slide contents) in talk order; a section without results is left out."""
+    h = headline(results)
+    png = lambda stem: images_dir / f"{stem}.png"  # noqa: E731
+    yield ("Classifying dermoscopic images of skin lesions", {"lines": [
+        "Benign or malignant from the image alone, then seven HAM10000 diagnoses.",
+        "How well it works on held-out images, what it looks at, and how far the numbers travel to another "
+        "archive.",
+        "A research and teaching project, not a medical device."]})
+    yield ("Why: a skin-lesion classifier is only worth its numbers at a new clinic", {"lines": [
+        "Dermoscopy needs training; a second opinion from a model is tempting.",
+        "Earlier public projects put copies of one lesion in train and test, took benign and malignant images "
+        "from different sources, and judged at a fixed 0.5 threshold by accuracy alone.",
+        "Here: splits grouped by lesion, both classes from one source, thresholds chosen on validation, "
+        "AUC with bootstrap intervals, and a second archive kept for testing."]})
+    if results.get("data"):
+        data = results["data"]
+        yield (f"{data.get('images_used')} images of {data.get('name')}; copies of one lesion never "
+               "straddle two splits", {"lines": _data_lines(results), "png": png("samples_per_class")})
+    yield ("Models and thresholds are chosen on validation; the test set only reports",
+           {"lines": method_lines(results), "png": png("augmentation_examples")})
+    if h.get("best_model"):
+        table = binary_table(results["models"])
+        table.insert(0, "pretrained", ["ImageNet" if str(w).startswith("imagenet") else "no"
+                                       for w in table.pop("weights")])
+        table = table[["pretrained", "image size", "AUC", "AUC 95% CI", "sensitivity", "specificity",
+                       "validation AUC"]]
+        note = ("Test AUC; sensitivity and specificity at the threshold chosen on validation; one seed per "
+                "model, so a gap smaller than the seed spread below means little.")
+        if h.get("seed_n", 0) > 1:
+            note += (f" {h['seed_model']} over {h['seed_n']} seeds: test AUC mean {h['seed_mean']:.3f}, "
+                     f"standard deviation {h['seed_sd']:.3f}.")
+        yield _results_title(h), {"table": table, "note": note}
+        yield _operating_title(h), {"png": png("transfer_roc"), "note":
+                                    "Markers: operating points chosen on validation. Published reader-study "
+                                    "points come from other tasks (melanoma vs nevus) on other images: "
+                                    "orientation, not a contest."}
+    prevalence = _prevalence_slide(results)
+    if prevalence:
+        yield prevalence[0], {"lines": prevalence[1], "png": png(f"{h['best_model']}_confusion")}
+    other = _other_clinic_slide(results)
+    if other:
+        yield other[0], {"lines": other[1], "png": png("cross_dataset_auc"), "text_pt": 15}
+    if png("lime_explanations").exists():
+        yield ("Heat maps show where evidence sits, not proof of what the model uses",
+               {"png": png("lime_explanations"), "note": _explanation_note(results)})
+    shortcut = _shortcut_slide(results)
+    if shortcut:
+        yield shortcut[0], {"lines": shortcut[1], "png": png("counterfactual_effects"), "text_pt": 14}
+    mc = multiclass_table(results)
+    if len(mc):
+        title, lines = _multiclass_slide(results, mc)
+        yield title, {"lines": lines, "text_pt": 15,
+                      "table": mc[["inputs", "test n", "balanced acc.", "95% CI", "macro AUC", "malignant AUC"]],
+                      "note": "Balanced accuracy = mean recall over the seven diagnoses; 95% bootstrap CI over the "
+                              "test images. Confusion matrices in notebook 5."}
+    yield "Limitations: what these numbers do not show", {"lines": limitations(results)}
+    yield "What holds, and on which data", {"lines": _conclusion_lines(results)}
+    run = results.get("run", {})
+    yield ("Next steps", {"lines": NEXT_STEPS, "note":
+                          f"Made by the chain (python -m helpers reproduce) from results.json: run of "
+                          f"{run.get('date', 'n/a')}, commit {str(run.get('commit'))[:10]}, "
+                          f"{run.get('machine', {}).get('cpu_cores', 'n/a')} CPU cores, quick={run.get('quick')}."})
 
 
 def build_presentation(results: dict[str, Any], images_dir: str | os.PathLike,
                        target: str | os.PathLike) -> Path:
     """Write the slide deck; atomic, so a failure keeps the previous deck."""
     images_dir, target = Path(images_dir), Path(target)
-    run, data, h = results.get("run", {}), results.get("data", {}), headline(results)
-
-    def figure(stem: str, title: str, caption: str = "") -> None:
-        png = images_dir / f"{stem}.png"
-        if png.exists():
-            _image_slide(pdf, title, png, caption)
-
+    plan = list(_plan(results, images_dir))
+    if len(plan) > MAX_SLIDES:
+        raise ValueError(f"The deck would have {len(plan)} slides; a 15-minute talk has at most {MAX_SLIDES}.")
     with atomic_path(target) as tmp, PdfPages(tmp) as pdf:
-        _text_slide(pdf, "Classifying dermoscopic images of skin lesions", [
-            "Benign vs malignant from pixels, then seven HAM10000 diagnoses: baselines, transfer learning, "
-            "explanations, with leakage-free splits and thresholds chosen on validation.",
-            "A research and teaching project, not a medical device.",
-        ])
-        _text_slide(pdf, "Summary", summary_lines(results))
-        if data:
-            sources = "; ".join(f"{src}: " + ", ".join(f"{n} {cls}" for cls, n in c.items())
-                                for src, c in data.get("source_per_class", {}).items())
-            _text_slide(pdf, "Data", [
-                f"{data.get('name')}: {data.get('images_found')} images found, {data.get('images_read')} read, "
-                f"{data.get('images_skipped')} skipped (listed in data_report.json).",
-                f"{data.get('exact_pairs')} byte-identical pairs and {data.get('near_pairs')} near-duplicate pairs "
-                f"form {data.get('duplicate_groups')} groups; a group never straddles two splits.",
-                f"{data.get('test_duplicates_dropped')} test images had a copy in the training split and were "
-                "dropped from the test set.",
-                f"Both classes come from the same source ({sources}).",
-            ])
-        figure("duplicates_across_split", "Copies of training images in the given test split",
-               "Top: test image (dropped); bottom: its training twin and the hash distance.")
-        figure("samples_per_class", "What the images look like")
-        _text_slide(pdf, "Method", method_lines(results))
-        if results.get("models"):
-            _table_slide(pdf, "Benign vs malignant: cleaned test set",
-                         binary_table(results["models"])[["weights", "image size", "AUC", "AUC 95% CI", "sensitivity",
-                                                "specificity", "threshold"]],
-                         "Sensitivity and specificity at the threshold chosen on validation; one seed per model.")
-        figure("transfer_roc", "ROC curves: transfer learning",
-               "Markers: operating points chosen on validation; published reader studies on other images.")
-        cross_lines = cross_dataset_lines(results)
-        if cross_lines:
-            figure("cross_dataset_auc", "Each model on each archive's test split",
-                   "Test AUC with 95% bootstrap intervals; lesions shared by the two archives kept on one side.")
-            _text_slide(pdf, "At another clinic", cross_lines[:3] + cross_lines[-1:], size=15)
-        best = h.get("best_model")
-        if best:
-            figure(f"{best}_confusion", f"Confusion matrix of {best} (test set)")
-        figure("lime_explanations", "Where LIME and Grad-CAM put the evidence (not proof of what the model uses)")
-        figure("artefact_effects", "Does the model rely on artefacts?")
-        figure("counterfactual_effects", "A ruler, ink or black bars pasted onto benign lesions",
-               "Mean change of P(malignant) and decisions flipped, 95% CIs; dashed: the project's targets.")
-        shortcut = shortcut_lines(results, models=(best, "lite0_imagenet", "lite0_artefact_aug"))
-        if shortcut:
-            _text_slide(pdf, "Shortcuts", shortcut, size=11)
-        mc = multiclass_table(results)
-        if len(mc):
-            _table_slide(pdf, "Seven HAM10000 diagnoses: test set", mc,
-                         "Balanced accuracy = mean per-class recall (the ISIC 2018 metric), 95% bootstrap CI.")
-            figure("ham10000_confusion", "Seven diagnoses: normalised confusion matrix")
-        _text_slide(pdf, "Limitations", limitations(results))
-        # Provenance in small print on the last slide, not on the title slide.
-        _text_slide(pdf, "Next steps", NEXT_STEPS + [
-            f"Made by the chain: run of {run.get('date', 'n/a')}, commit {str(run.get('commit'))[:10]}, "
-            f"{run.get('machine', {}).get('cpu_cores', 'n/a')} CPU cores, quick={run.get('quick')}."])
+        for title, content in plan:
+            _slide(pdf, title, **content)
         pdf.infodict()["Title"] = "Dermoscopic skin-lesion classification"
     return target
+
+
+# ----------------------------------------------------------------------------- checking a deck
+
+# A number on a slide: not part of a name (lite0, vgg16, HAM10000, top-2) and not a hash.
+_NUMBER = re.compile(r"(?<![A-Za-z_.\d])(\d+(?:\.\d+)?)(%?)(?![\w])")
+# Numbers in the deck's prose that are not results: the confidence level, the fixed
+# 0.5 threshold earlier projects used, the augmentation's right angles, the 224 px of
+# the next steps, names such as top-2. Anything else must be traceable to results.json.
+_FIXED = re.compile(r"95% (?:CI|bootstrap|confidence|intervals?)|fixed 0\.5 threshold|90-degree|\(224 px\)|top-2")
+
+
+def slide_texts(pdf_path: str | os.PathLike) -> list[str]:
+    """The text of each page of a PDF (pypdf), for tests and checks."""
+    from pypdf import PdfReader  # only the deck checks need it
+
+    return [page.extract_text() or "" for page in PdfReader(str(pdf_path)).pages]
+
+
+def _numbers_in(value: Any) -> Iterator[float]:
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        yield abs(float(value))
+    elif isinstance(value, str):
+        yield from (float(m.group(1)) for m in _NUMBER.finditer(value.replace("-", " ")))
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _numbers_in(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _numbers_in(v)
+
+
+def deck_numbers_not_in_results(pdf_path: str | os.PathLike, results: dict[str, Any]) -> list[str]:
+    """Every number printed on the deck that no value in ``results`` rounds to
+    (a percentage counts as its fraction); an empty list means each number on a
+    slide can be traced to results.json. Numbers inside figures are not read."""
+    known = sorted(set(_numbers_in(results)) | set(_numbers_in(json.loads(json.dumps(results, default=str)))))
+    missing = []
+    for page, text in enumerate(slide_texts(pdf_path), start=1):
+        text = _FIXED.sub(" ", text.replace("\n", " "))
+        for m in _NUMBER.finditer(text):
+            digits = len(m.group(1).split(".")[1]) if "." in m.group(1) else 0
+            shown = float(m.group(1))
+            if m.group(2):  # 16.7% is the fraction 0.167
+                shown, digits = shown / 100, digits + 2
+            if not any(abs(round(v, digits) - shown) < 10 ** -(digits + 3) for v in known):
+                missing.append(f"slide {page}: {m.group(0)}")
+    return missing

@@ -1,4 +1,6 @@
 """helpers.report.tables and helpers.report.slides: what is read back from results.json."""
+import json
+
 import matplotlib.pyplot as plt
 
 from helpers import figures
@@ -145,9 +147,41 @@ def test_ppv_is_restated_at_a_clinics_prevalence():
     assert "where 5% of lesions are malignant" in text and f"PPV {ppv5:.2f}" in text and "would be benign" in text
 
 
-def test_provenance_is_on_the_last_slide_not_the_title(tmp_path, monkeypatch):
-    shown = []
-    monkeypatch.setattr(slides, "_text_slide", lambda pdf, title, lines, **kw: shown.append((title, lines)))
-    slides.build_presentation(RESULTS, tmp_path, tmp_path / "deck.pdf")
-    assert "abc" not in " ".join(shown[0][1]) and shown[0][0].startswith("Classifying")
-    assert shown[-1][0] == "Next steps" and "commit abc" in shown[-1][1][-1]
+def _deck(tmp_path, results=RESULTS):
+    for stem in ("transfer_roc", "lime_explanations", "samples_per_class"):
+        fig, ax = plt.subplots(figsize=(6, 3))
+        ax.plot([0, 1], [0, 1])
+        figures.save_fig(stem, fig, images_dir=tmp_path)
+    results = {**results, "headline": slides.headline_record(results)}  # what the chain records before the deck
+    return slides.build_presentation(results, tmp_path, tmp_path / "deck.pdf"), results
+
+
+def test_provenance_is_on_the_last_slide_not_the_title(tmp_path):
+    pdf, _ = _deck(tmp_path)
+    texts = slides.slide_texts(pdf)
+    assert texts[0].startswith("Classifying") and "abc" not in texts[0] and "commit" not in texts[0]
+    assert texts[-1].startswith("Next steps") and "commit abc" in texts[-1]
+
+
+def test_every_number_on_the_deck_is_in_results(tmp_path):
+    pdf, results = _deck(tmp_path)
+    text = " ".join(slides.slide_texts(pdf))
+    assert "0.941" in text and "0.910-0.960" in text and "0.004" in text  # the check has numbers to check
+    assert slides.deck_numbers_not_in_results(pdf, results) == []
+    # the same deck against results where the best model's AUC differs: that number is caught
+    changed = json.loads(json.dumps(results).replace("0.941", "0.777"))
+    missing = slides.deck_numbers_not_in_results(pdf, changed)
+    assert missing and all(m.endswith("0.941") for m in missing)
+    assert any(m.startswith("slide 5:") for m in missing), missing
+
+
+def test_percentages_and_signs_are_read_as_fractions(tmp_path):
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    with PdfPages(tmp_path / "x.pdf") as pdf:
+        slides._slide(pdf, "Title", lines=["flips 16.7% of decisions; P(malignant) -0.007 [-0.020, +0.031]; "
+                                           "lite0_7class, 95% CI, top-2"])
+    results = {"flip_rate": 0.16666, "dp": -0.0071, "ci": [-0.0203, 0.0308]}
+    assert slides.deck_numbers_not_in_results(tmp_path / "x.pdf", results) == []
+    assert slides.deck_numbers_not_in_results(tmp_path / "x.pdf", {**results, "flip_rate": 0.2}) == [
+        "slide 1: 16.7%"]
