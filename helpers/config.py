@@ -72,7 +72,9 @@ No images were found. Point the project at a data set in one of these ways:
 Expected layout: one folder per class (benign/, malignant/), optionally under
 train/ and test/; or HAM10000 (HAM10000_metadata.csv + images); or an ISIC
 Archive export written by isic-cli (metadata.csv + images).
-With internet, download a balanced benign/malignant set from the ISIC Archive:
+With internet, `python -m helpers reproduce` fetches a balanced benign/malignant
+set from the ISIC Archive into data/isic-archive by itself when data/ holds no
+data (and no data folder was named); or download it first:
     python -m helpers download --out data/isic-archive --limit 1000
 """
 

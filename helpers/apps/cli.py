@@ -8,7 +8,7 @@ import importlib
 import os
 from pathlib import Path
 
-from ..config import NOTEBOOKS, TFLITE_FLOAT_TOLERANCE, TFLITE_HELD_OUT
+from ..config import NOTEBOOKS, REPO_ROOT, TFLITE_FLOAT_TOLERANCE, TFLITE_HELD_OUT
 from ..data.download import DEFAULT_LIMIT, DEFAULT_OUT
 
 PREDICT_DESCRIPTION = """\
@@ -84,6 +84,39 @@ exit status:
   1  exported, but the float file disagrees with Keras (a conversion problem)
   2  no usable model or held-out images, or a usage error"""
 
+REPRODUCE_DESCRIPTION = f"""\
+Run the notebook chain with papermill, in order, as one job, and promote the
+run only when every notebook has run. Data: --data-dir, else $SKIN_DATA_DIR,
+else data/. On a fresh machine (data/ empty or missing, and neither --data-dir
+nor $SKIN_DATA_DIR given) it first fetches the default data set itself:
+{DEFAULT_LIMIT} dermoscopic images from the ISIC Archive, half benign and half
+malignant, with isic-cli into {DEFAULT_OUT.relative_to(REPO_ROOT)}, after printing
+what it fetches and how much. An interrupted fetch resumes on the next run.
+Offline, or with --no-download, it stops and says how to get data. A folder you
+named that is wrong is an error, never filled."""
+
+REPRODUCE_EPILOG = """\
+exit status:
+  0  the chain ran and was promoted
+  1  a notebook failed (named; the last complete run is untouched)
+  2  it could not start: no data (and none could be fetched), no such notebook,
+     an unusable output folder, another run writing there"""
+
+DOWNLOAD_DESCRIPTION = """\
+Fetch a balanced benign/malignant set of dermoscopic images from the ISIC
+Archive with isic-cli (images, metadata.csv, licences, attribution.txt),
+after printing the plan: the two searches, how many images, where to and how
+much. Resumes an interrupted download (a class isic-cli finished is not
+fetched again) and reuses a finished one. Writes checksums.sha256 (SHA-256 of
+every image) and download.json (images per class, images per licence)."""
+
+DOWNLOAD_EPILOG = """\
+exit status:
+  0  downloaded (or already there); --verify: every file matches checksums.sha256
+  1  the download failed (the message says why and what to do); --verify: files
+     missing or changed (listed)
+  2  a usage error; --verify: no checksums.sha256 in the folder"""
+
 # command -> (module under helpers.apps that does the work, its entry function)
 COMMANDS = {
     "reproduce": ("reproduce", "run_reproduce"),
@@ -102,20 +135,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    rep = sub.add_parser("reproduce", help="run the notebook chain with papermill")
+    rep = sub.add_parser("reproduce", help="run the notebook chain with papermill",
+                         description=REPRODUCE_DESCRIPTION, epilog=REPRODUCE_EPILOG,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     rep.add_argument("--quick", action="store_true", help="small subset and few epochs (class, CI)")
     rep.add_argument("--data-dir", help="data folder (default: $SKIN_DATA_DIR, else data/)")
+    rep.add_argument("--no-download", action="store_true",
+                     help="when data/ holds no data, stop with instructions instead of fetching the default "
+                          "data set from the ISIC Archive")
     rep.add_argument("--output-dir", help="write everything here instead of into the repository")
     rep.add_argument("--notebooks", nargs="*", metavar="N",
                      help="only the notebooks whose names start with these (e.g. 3 4); one of: "
                           + ", ".join(NOTEBOOKS))
 
-    dl = sub.add_parser("download", help="fetch a balanced benign/malignant set from the ISIC Archive")
+    dl = sub.add_parser("download", help="fetch a balanced benign/malignant set from the ISIC Archive",
+                        description=DOWNLOAD_DESCRIPTION, epilog=DOWNLOAD_EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     dl.add_argument("--out", type=Path, default=DEFAULT_OUT,
                     help=f"folder for images and metadata.csv (default: {DEFAULT_OUT})")
     dl.add_argument("--limit", type=int, default=DEFAULT_LIMIT,
                     help=f"number of images, half benign and half malignant (default: {DEFAULT_LIMIT})")
     dl.add_argument("--seed", type=int, default=None, help="recorded in download.json")
+    dl.add_argument("--verify", action="store_true",
+                    help="instead of downloading: hash the images in --out again and list those missing or "
+                         "changed since checksums.sha256 was written")
 
     ev = sub.add_parser("evaluate", help="score a saved model on a labelled image folder",
                         description=EVALUATE_DESCRIPTION, epilog=EVALUATE_EPILOG,

@@ -1,5 +1,9 @@
 """`python -m helpers reproduce`: run the notebook chain with papermill, in order, as one job.
 
+On a fresh machine (no data in data/ and no data folder named) it first fetches
+the default data set from the ISIC Archive (``find_or_fetch_data``, unless
+``--no-download``).
+
 Where a run writes (the repository, or ``--output-dir``) is called its root. A
 run never writes into the root directly:
 
@@ -39,10 +43,12 @@ import nbformat
 import papermill as pm
 from jupyter_client.kernelspec import KernelSpecManager
 
-from .. import results
+from .. import config, results
 from ..atomic import read_json, write_json
-from ..config import (DATA_ENV_VAR, HAM_ENV_VAR, NOTEBOOKS, NOTEBOOKS_DIR, OUTPUT_ENV_VAR, PAGE_LOAD_TEST,
-                      PAGE_LOAD_TEST_QUICK, REPO_ROOT, DataNotFoundError, output_dirs, resolve_data_dir)
+from ..config import (DATA_ENV_VAR, HAM_ENV_VAR, HOW_TO_GET_DATA, NOTEBOOKS, NOTEBOOKS_DIR, OUTPUT_ENV_VAR,
+                      PAGE_LOAD_TEST, PAGE_LOAD_TEST_QUICK, REPO_ROOT, DataNotFoundError, output_dirs,
+                      resolve_data_dir)
+from ..data import download as fetch
 from ..data.arrays import load_split_table
 from ..report.slides import build_presentation, headline_record
 from ..report.tables import replace_readme_block, update_readme
@@ -290,20 +296,59 @@ def _prepare_root(output_dir: str | os.PathLike | None) -> Path:
     return root
 
 
+# ---------------------------------------------------------------------------
+# Data: found, or on a fresh machine fetched
+# ---------------------------------------------------------------------------
+
+def find_or_fetch_data(data_dir: str | os.PathLike | None = None, *, download: bool = False,
+                       log: Callable[..., None] = print) -> Path:
+    """The data folder (``resolve_data_dir``); with ``download``, a fresh machine's data is fetched first.
+
+    Only the default place (data/) is ever filled, and only when it holds no
+    data set, or just an unfinished download (which is then resumed): a folder
+    the user named (``data_dir``, $SKIN_DATA_DIR) that is wrong stays an
+    error, since fetching a thousand images into a mistyped path helps nobody.
+    A fetch that cannot start or fails says why, with the usual instructions
+    (a DataNotFoundError, so the exit code stays "could not start").
+    """
+    if data_dir or os.environ.get(DATA_ENV_VAR) or not fetch.default_data_missing():
+        return resolve_data_dir(data_dir)
+    how = HOW_TO_GET_DATA.format(default=config.DEFAULT_DATA_DIR)
+    if not download:
+        if fetch.unfinished_download(fetch.DEFAULT_OUT):
+            raise DataNotFoundError(
+                f"{fetch.DEFAULT_OUT} holds an unfinished download (no {fetch.MANIFEST} yet): run without "
+                f"--no-download, or `python -m helpers download`, to finish it.\n{how}")
+        return resolve_data_dir(None)  # raises, saying how to get data
+    log(f"[reproduce] no data set in {config.DEFAULT_DATA_DIR} (and no --data-dir or ${DATA_ENV_VAR}): "
+        "fetching the default one from the ISIC Archive first (--no-download: stop here instead)")
+    try:
+        fetch.download_isic(fetch.DEFAULT_OUT, fetch.DEFAULT_LIMIT,
+                            log=lambda text: log("\n".join(f"[reproduce] {line}" for line in text.splitlines())))
+    except fetch.DownloadError as error:
+        raise DataNotFoundError(
+            f"No data set in {config.DEFAULT_DATA_DIR}, and the default one could not be fetched from the "
+            f"ISIC Archive: {error}\n{how}") from error
+    return resolve_data_dir(None)
+
+
 def reproduce(*, quick: bool = False, data_dir: str | os.PathLike | None = None,
               output_dir: str | os.PathLike | None = None, notebooks: Sequence[str] | None = None,
-              parameters: dict[str, Any] | None = None, log: Callable[..., None] = print) -> dict[str, Any]:
+              parameters: dict[str, Any] | None = None, download: bool = False,
+              log: Callable[..., None] = print) -> dict[str, Any]:
     """Run the chain and return the final results.
 
     ``data_dir`` (else $SKIN_DATA_DIR, else data/) and ``output_dir`` are
     relative to the current directory; the notebooks get absolute paths.
-    Without ``output_dir`` the run is promoted into the repository and README's
-    generated blocks are rewritten; with it, everything (executed notebooks
-    included) goes there and the repository is left untouched.
+    ``download``: when none of these holds data, fetch the default data set
+    into data/ first (``find_or_fetch_data``; the command line does, unless
+    ``--no-download``). Without ``output_dir`` the run is promoted into the
+    repository and README's generated blocks are rewritten; with it, everything
+    (executed notebooks included) goes there and the repository is left untouched.
     """
     notebooks = list(notebooks if notebooks is not None else NOTEBOOKS)
-    data_root = resolve_data_dir(data_dir)
-    root = _prepare_root(output_dir)
+    root = _prepare_root(output_dir)  # before a download: a bad --output-dir should not wait for one
+    data_root = find_or_fetch_data(data_dir, download=download, log=log)
     in_repo = output_dir is None
     whole_chain = notebooks == list(NOTEBOOKS)
     # Absolute paths for the kernels, which run in notebooks/: a relative path means the caller's folder.
@@ -360,11 +405,12 @@ def reproduce(*, quick: bool = False, data_dir: str | os.PathLike | None = None,
 
 def run_reproduce(args: argparse.Namespace) -> int:
     """``python -m helpers reproduce``: exit code 0 when the chain ran, 1 when a notebook
-    failed, 2 when it could not start (no data, no such notebook, an unusable output folder)."""
+    failed, 2 when it could not start (no data and none could be fetched, no such notebook,
+    an unusable output folder)."""
     try:
         notebooks = select_notebooks(args.notebooks)
         final = reproduce(quick=args.quick, data_dir=args.data_dir, output_dir=args.output_dir,
-                          notebooks=notebooks)
+                          notebooks=notebooks, download=not args.no_download)
     except (DataNotFoundError, UsageError) as exc:
         print(f"[reproduce] {exc}", file=sys.stderr)
         return EXIT_USAGE

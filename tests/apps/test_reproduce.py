@@ -18,10 +18,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import requests
 from image_factory import folder_dataset
+from isic_factory import FakeArchive, FakeIsicCli
 
 from helpers import config
 from helpers.apps import cli, reproduce
+from helpers.data import download
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -234,3 +237,88 @@ def test_a_killed_real_run_leaves_the_last_run_in_place(tmp_path):
     assert third.returncode == 0, log
     assert "removing the staging folder of an unfinished run" in log
     assert not list(out.glob(".run-*"))
+
+
+# ---------------------------------------------------------------------------
+# A fresh machine: no data in data/, none named -> the default set is fetched
+# ---------------------------------------------------------------------------
+
+@pytest.fixture
+def fresh_machine(tmp_path, monkeypatch):
+    """data/ (empty) and data/isic-archive in tmp, no data folder named, the ISIC Archive and isic-cli
+    faked (helpers.data.download's tests cover them), and the chain stubbed: nothing trains."""
+    data = tmp_path / "data"
+    monkeypatch.setattr(config, "DEFAULT_DATA_DIR", data)
+    monkeypatch.setattr(download, "DEFAULT_OUT", data / "isic-archive")
+    monkeypatch.setattr(download, "DEFAULT_LIMIT", 6)
+    monkeypatch.delenv("SKIN_DATA_DIR", raising=False)
+    monkeypatch.delenv("SKIN_OUTPUT_DIR", raising=False)
+    archive, isic = FakeArchive(), FakeIsicCli(log=print)
+    monkeypatch.setattr(requests, "get", archive.requests_get)
+    monkeypatch.setattr(download, "_run_subprocess", isic)
+    chain: list[str] = []
+    monkeypatch.setattr(reproduce, "ensure_kernel", lambda: "stub")
+    monkeypatch.setattr(reproduce, "run_notebooks",
+                        lambda work, **kw: chain.append(os.environ["SKIN_DATA_DIR"]) or {})
+    monkeypatch.setattr(reproduce, "_export_best", lambda *a: None)
+    monkeypatch.setattr(reproduce, "_benchmark_page", lambda *a: None)
+    monkeypatch.setattr(reproduce, "build_presentation", lambda *a: None)
+    return {"data": data, "archive": archive, "isic": isic, "chain": chain, "out": tmp_path / "out"}
+
+
+def test_a_fresh_machine_fetches_the_default_data_and_runs_on_it(fresh_machine, capsys):
+    data, out = fresh_machine["data"], fresh_machine["out"]
+    assert cli.main(["reproduce", "--notebooks", "1", "--output-dir", str(out)]) == 0
+    said = capsys.readouterr().out.splitlines()
+    plan = said.index(f"[reproduce] Plan: fetch 6 dermoscopic images from the ISIC Archive "
+                      f"({download.API_URL}) with isic-cli into {data / 'isic-archive'}")
+    assert said.index("[reproduce] fetching benign (1/2): 3 images ...") == plan + 5
+    assert said.index("RUN benign") > plan and "RUN malignant" in said
+    assert fresh_machine["chain"] == [str(data)], "the chain ran on the fetched data"
+    assert (data / "isic-archive" / "download.json").is_file()
+    assert len(list((data / "isic-archive").glob("*.jpg"))) == 6
+
+    fresh_machine["archive"].requests.clear()
+    fresh_machine["isic"].commands.clear()
+    assert cli.main(["reproduce", "--notebooks", "1", "--output-dir", str(out)]) == 0
+    assert fresh_machine["archive"].requests == [] and fresh_machine["isic"].commands == [], \
+        "data in place: nothing is fetched again"
+
+
+def test_no_download_keeps_the_old_error(fresh_machine, monkeypatch, capsys):
+    monkeypatch.setattr(requests, "get", _no_network)
+    assert cli.main(["reproduce", "--no-download"]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "python -m helpers download" in err and "SKIN_DATA_DIR" in err
+    (fresh_machine["data"] / "isic-archive" / download.PARTS_DIR / "benign").mkdir(parents=True)
+    (fresh_machine["data"] / "isic-archive" / download.PARTS_DIR / "benign" / "ISIC_B000000.jpg").write_bytes(b"x")
+    assert cli.main(["reproduce", "--no-download"]) == 2
+    assert "holds an unfinished download" in capsys.readouterr().err
+    assert fresh_machine["isic"].commands == [] and fresh_machine["chain"] == []
+
+
+def test_offline_a_fresh_machine_is_told_what_to_do(fresh_machine, monkeypatch, capsys):
+    def offline(*args, **kwargs):
+        raise requests.ConnectionError("Name or service not known")
+
+    monkeypatch.setattr(requests, "get", offline)
+    assert cli.main(["reproduce"]) == 2
+    err = capsys.readouterr().err
+    assert "could not be fetched from the ISIC Archive: no internet: cannot reach the ISIC Archive" in err
+    assert "python -m helpers download --out data/isic-archive" in err and "SKIN_DATA_DIR" in err
+    assert fresh_machine["isic"].commands == [] and fresh_machine["chain"] == []
+    assert not fresh_machine["data"].exists(), "a download that could not start leaves no empty folder"
+
+
+def test_a_named_folder_that_is_wrong_is_never_filled(fresh_machine, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(requests, "get", _no_network)
+    assert cli.main(["reproduce", "--data-dir", str(tmp_path / "typo")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    monkeypatch.setenv("SKIN_DATA_DIR", str(tmp_path / "typo"))
+    assert cli.main(["reproduce"]) == 2
+    assert "from $SKIN_DATA_DIR) does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists() and not fresh_machine["data"].exists()
+
+
+def _no_network(*args, **kwargs):
+    raise AssertionError("nothing should be fetched")
