@@ -284,7 +284,8 @@ def _plan(results: dict[str, Any], images_dir: Path) -> Iterator[tuple[str, dict
         "Earlier public projects put copies of one lesion in train and test, took benign and malignant images "
         "from different sources, and judged at a fixed 0.5 threshold by accuracy alone.",
         "Here: splits grouped by lesion, both classes from one source, thresholds chosen on validation, "
-        "AUC with bootstrap intervals, and a second archive kept for testing."]})
+        "AUC with bootstrap intervals, and a second archive kept for testing."],
+        "png": png("duplicates_across_split")})
     if results.get("data"):
         data = results["data"]
         yield (f"{data.get('images_used')} images of {data.get('name')}; copies of one lesion never "
