@@ -114,3 +114,32 @@ def register(name: str, previous: list[float] | None, log: Callable[[str], None]
 
     papermill_engines.register(ENGINE_NAME, Engine)
     return ENGINE_NAME
+
+
+def chain_profile(notebooks_dir, names, top: int = 12) -> dict:
+    """Where a run's time went, read from papermill's time per cell in the executed
+    notebooks (measured by the run, not estimated): the code-cell seconds of each
+    notebook and the ``top`` slowest cells of the whole chain with their section."""
+    from pathlib import Path
+
+    cells, per_notebook = [], {}
+    for name in names:
+        path = Path(notebooks_dir) / name
+        if not path.is_file():
+            continue
+        nb = nbformat.read(path, as_version=4)
+        total = 0.0
+        for index, cell in enumerate(nb.cells):
+            seconds = cell.get("metadata", {}).get("papermill", {}).get("duration")
+            if cell.cell_type != "code" or seconds is None:
+                continue
+            total += seconds
+            cells.append({"notebook": name, "cell": index, "section": section_of(nb, index),
+                          "seconds": round(float(seconds), 1)})
+        per_notebook[name] = round(total, 1)
+    chain = sum(per_notebook.values())
+    slowest = sorted(cells, key=lambda c: -c["seconds"])[:top]
+    for c in slowest:
+        c["share"] = round(c["seconds"] / chain, 3) if chain else None
+    return {"code_cell_seconds": per_notebook, "chain_code_cell_seconds": round(chain, 1),
+            "n_code_cells": len(cells), "slowest_cells": slowest}

@@ -378,8 +378,10 @@ def reproduce(*, quick: bool = False, data_dir: str | os.PathLike | None = None,
             final = results.update_results(
                 {"run": {"chain_seconds": round(time.perf_counter() - start, 1), "chain_notebooks": notebooks}},
                 out.results)
-            # The derived numbers the summary and the deck lead with, so every number on a slide is in results.json.
-            final = {**final, "headline": headline_record(final)}  # replaced whole: no stale key survives
+            # Replaced whole, so no stale key of an earlier run survives: where the time went (papermill's
+            # time per cell) and the derived numbers the summary and the deck lead with.
+            final["profile"] = progress.chain_profile(work / "notebooks", notebooks)
+            final = {**final, "headline": headline_record(final)}
             write_json(out.results, final)
             build_presentation(final, out.images, work / "Presentation.pdf")
             if in_repo:

@@ -352,6 +352,9 @@ def readme_markdown(results: dict[str, Any]) -> str:
         parts.append("\nWall time per notebook (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items())
                      + (f"; whole chain {run['chain_seconds'] / 60:.1f} min" if run.get("chain_seconds") else "")
                      + ".\n")
+    profile = profile_line(results)
+    if profile:
+        parts.append(f"\n{profile}\n")
     page = page_load_line(results)
     if page:
         parts.append(f"\n{page}\n")
@@ -359,6 +362,18 @@ def readme_markdown(results: dict[str, Any]) -> str:
         parts.append(f"\nRun: commit `{(run.get('commit') or 'unknown')[:10]}`, {run.get('date')}, "
                      f"{run.get('machine', {}).get('cpu_cores')} CPU cores, no GPU, quick={run.get('quick')}.\n")
     return "".join(parts)
+
+
+def profile_line(results: dict[str, Any], top: int = 5) -> str:
+    """The slowest cells of the run (papermill's time per cell), or ''."""
+    profile = results.get("profile", {})
+    slowest = profile.get("slowest_cells", [])[:top]
+    if not slowest:
+        return ""
+    cells = "; ".join(f"notebook {c['notebook'].split('_')[0]} \"{c['section'] or 'cell ' + str(c['cell'])}\" "
+                      f"{c['seconds']:.0f} s ({c['share']:.0%})" for c in slowest)
+    return (f"Where the time goes (papermill's time per cell; {profile['n_code_cells']} code cells, "
+            f"{profile['chain_code_cell_seconds'] / 60:.1f} min in all): {cells}.")
 
 
 def page_load_line(results: dict[str, Any]) -> str:

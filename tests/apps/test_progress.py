@@ -53,3 +53,18 @@ def test_a_run_reports_each_cell_with_its_section(tmp_path):
         "[reproduce]   n.ipynb: cell 3/3 (2. Train)"]
     assert "left" in lines[-1] and "so far" in lines[-1]
     assert nbformat.read(out, 4).cells[4].metadata["papermill"]["duration"] is not None
+
+
+def test_chain_profile_reads_papermills_time_per_cell(tmp_path):
+    from helpers.report.tables import profile_line
+
+    nbformat.write(_nb([0.0, 10.0, 0.0, 30.0, 60.0]), tmp_path / "1_A.ipynb")
+    nbformat.write(_nb([0.0, 20.0, 0.0, 5.0, None]), tmp_path / "2_B.ipynb")  # a cell that never ran
+    profile = progress.chain_profile(tmp_path, ["1_A.ipynb", "2_B.ipynb", "3_missing.ipynb"], top=2)
+    assert profile["code_cell_seconds"] == {"1_A.ipynb": 100.0, "2_B.ipynb": 25.0}
+    assert profile["chain_code_cell_seconds"] == 125.0 and profile["n_code_cells"] == 5
+    assert [(c["notebook"], c["cell"], c["section"], c["seconds"], c["share"]) for c in profile["slowest_cells"]] == [
+        ("1_A.ipynb", 4, "2. Train", 60.0, 0.48), ("1_A.ipynb", 3, "2. Train", 30.0, 0.24)]
+    line = profile_line({"profile": profile})
+    assert 'notebook 1 "2. Train" 60 s (48%); notebook 1 "2. Train" 30 s (24%)' in line and "2.1 min" in line
+    assert profile_line({}) == ""
