@@ -80,3 +80,20 @@ def write_text(target: str | os.PathLike, text: str) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(text)
     return target
+
+
+@contextlib.contextmanager
+def exclusive_folder(folder: str | os.PathLike, busy: Exception) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` while the block runs; raise ``busy`` if another
+    process holds it. An flock, so the kernel releases it even when the holder is killed."""
+    import fcntl  # POSIX only, like the rest of the chain's locking
+
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise busy from None
+        yield
+    finally:
+        os.close(fd)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -44,7 +43,7 @@ import papermill as pm
 from jupyter_client.kernelspec import KernelSpecManager
 
 from .. import config, results
-from ..atomic import read_json, write_json
+from ..atomic import exclusive_folder, read_json, write_json
 from ..config import (DATA_ENV_VAR, HAM_ENV_VAR, HOW_TO_GET_DATA, NOTEBOOKS, NOTEBOOKS_DIR, OUTPUT_ENV_VAR,
                       PAGE_LOAD_TEST, PAGE_LOAD_TEST_QUICK, REPO_ROOT, DataNotFoundError, output_dirs,
                       resolve_data_dir)
@@ -265,18 +264,9 @@ def recover(root: Path, log=print) -> None:
             shutil.rmtree(work)
 
 
-@contextlib.contextmanager
-def _exclusive(root: Path) -> Iterator[None]:
+def _exclusive(root: Path):
     """Hold an exclusive lock on the root folder for the run (released even on SIGKILL)."""
-    fd = os.open(root, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UsageError(f"another `reproduce` is writing to {root}; wait for it to finish") from None
-        yield
-    finally:
-        os.close(fd)
+    return exclusive_folder(root, UsageError(f"another `reproduce` is writing to {root}; wait for it to finish"))
 
 
 def _prepare_root(output_dir: str | os.PathLike | None) -> Path:

@@ -43,9 +43,7 @@ count per ``copyright_license`` of ``metadata.csv`` (the licence texts are in
 """
 from __future__ import annotations
 
-import contextlib
 import datetime
-import fcntl
 import hashlib
 import os
 import shutil
@@ -53,12 +51,12 @@ import subprocess
 import sys
 from importlib import metadata as package_metadata
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import pandas as pd
 
 from .. import config
-from ..atomic import atomic_path, read_json, write_json, write_text
+from ..atomic import atomic_path, exclusive_folder, read_json, write_json, write_text
 from ..config import DATA_ENV_VAR, DEFAULT_DATA_DIR
 from .images import IMAGE_SUFFIXES
 
@@ -409,18 +407,9 @@ def licence_counts(merged: pd.DataFrame) -> dict[str, int]:
 # ---------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _exclusive(out_dir: Path) -> Iterator[None]:
+def _exclusive(out_dir: Path):
     """One download per folder at a time (two would fetch into the same part folders)."""
-    fd = os.open(out_dir, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DownloadError(f"another download is writing to {out_dir}; wait for it to finish") from None
-        yield
-    finally:
-        os.close(fd)
+    return exclusive_folder(out_dir, DownloadError(f"another download is writing to {out_dir}; wait for it to finish"))
 
 
 def completed_download(out_dir: str | Path, per_class: dict[str, int] | None = None) -> dict | None:
