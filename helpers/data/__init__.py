@@ -7,6 +7,8 @@
 ``duplicates``      exact and near-duplicate photos, grouped so a split never leaks
 ``splits``          grouped, stratified train/validation/test splits; the data report
 ``arrays``          the saved split read back with its images as arrays
+``stream``          the same images as a ``tf.data`` stream from their files, for
+                    more images than memory holds (not imported here: TensorFlow)
 ``metadata``        patient age, sex and body site encoded for a model
 ``download``        fetching a data set from the ISIC Archive with ``isic-cli``
 ==================  ==============================================================

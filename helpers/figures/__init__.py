@@ -7,7 +7,8 @@ notebook that asked for the figure saves it with ``save_fig`` (into
 and none is exported by hand.
 
 ==============  ==============================================================
-``data``        image grids, duplicate pairs, colour statistics, patient metadata
+``data``        image grids, duplicate pairs, colour statistics, patient metadata,
+                in-memory vs streamed input
 ``training``    training curves
 ``evaluation``  ROC, PR, confusion, reliability, per-class bars, paired gains
 ``explain``     LIME and Grad-CAM, contact sheets, artefacts and their effects

@@ -1,4 +1,5 @@
-"""Figures of the data: image grids, duplicate pairs, colour statistics, patient metadata."""
+"""Figures of the data: image grids, duplicate pairs, colour statistics, patient metadata,
+and what streaming the images costs against holding them in memory."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -95,4 +96,37 @@ def plot_metadata(table: pd.DataFrame, by: str = "label"):
             ax.set_yticks(range(len(share)), share.index, fontsize=8)
             fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=f"share of the {'class' if by == 'label' else 'diagnosis'}")
         ax.set_title(titles[col])
+    return fig
+
+
+def input_benchmark(rows: Sequence[dict]):
+    """Peak memory and images/s against the number of images, in memory vs streamed
+    (``apps.stream_benchmark``'s rows: one per path, task and N); returns the Figure.
+
+    Colour: the input path; line style: the task (one decode pass, one training epoch).
+    The grey dotted line is the memory of a process that has only imported TensorFlow
+    and the project's modules.
+    """
+    table = pd.DataFrame(list(rows))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    colours, styles = {"memory": "C0", "stream": "C1"}, {"decode": "-", "epoch": "--"}
+    for (path, task), part in table.groupby(["path", "task"], sort=True):
+        part = part.sort_values("n")
+        label = (f"{'in memory' if path == 'memory' else 'streamed'}, "
+                 f"{'decode pass' if task == 'decode' else 'epoch'}")
+        for ax, key in zip(axes, ("peak_rss_mb", "images_per_s")):
+            ax.plot(part["n"], part[key], styles.get(task, ":"), marker="o", color=colours.get(path, "C2"),
+                    label=label)
+    if len(table):
+        baseline = table.groupby("n")["rss_after_import_mb"].median().sort_index()
+        axes[0].plot(baseline.index, baseline.values, ":", color="grey", label="after the imports")
+    axes[0].set(xlabel="images (N)", ylabel="peak resident memory (MB)", title="peak memory")
+    axes[1].set(xlabel="images (N)", ylabel="images per second", title="throughput")
+    axes[1].set_yscale("log")  # a decode pass is tens of times faster than a training epoch
+    for ax in axes:
+        ax.set_xscale("log")
+        if len(table):
+            ax.set_xticks(sorted(table["n"].unique()), [f"{n:,}" for n in sorted(table["n"].unique())])
+            ax.minorticks_off()
+        ax.legend(fontsize=9)
     return fig
