@@ -13,6 +13,7 @@ reports each code cell as it starts.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Callable
 
 import nbformat
@@ -120,8 +121,6 @@ def chain_profile(notebooks_dir, names, top: int = 12) -> dict:
     """Where a run's time went, read from papermill's time per cell in the executed
     notebooks (measured by the run, not estimated): the code-cell seconds of each
     notebook and the ``top`` slowest cells of the whole chain with their section."""
-    from pathlib import Path
-
     cells, per_notebook = [], {}
     for name in names:
         path = Path(notebooks_dir) / name
