@@ -208,7 +208,9 @@ def _readme_predict_example(readme: Path, root: Path, data_dir: str, log) -> Non
     except FileNotFoundError as exc:
         log(f"[reproduce] README predict example not updated: {exc}")
         return
-    path = sorted(table.loc[(table["split"] == "test") & (table["label"] == 1), "path"])[0]
+    # The split holds both archives; the example is from the data folder the README's command names.
+    in_data_dir = table["path"].map(lambda p: Path(p).resolve().is_relative_to(Path(data_dir).resolve()))
+    path = sorted(table.loc[(table["split"] == "test") & (table["label"] == 1) & in_data_dir, "path"])[0]
     predictions, _ = predict_paths(predictor, [path])
     shown = os.path.relpath(path, data_dir)
     text = format_text(predictor, predictions).replace(str(root) + "/", "").replace(str(data_dir) + "/", "")
