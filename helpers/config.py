@@ -103,10 +103,6 @@ class OutputDirs:
     def data_report(self) -> Path:
         return self.models / "data_report.json"
 
-    @property
-    def split_ham10000(self) -> Path:
-        return self.models / "split_ham10000.csv"
-
 
 def output_dirs(root: str | os.PathLike | None = None) -> OutputDirs:
     """Return (and create) the output folders: the repository by default."""

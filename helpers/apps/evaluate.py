@@ -48,7 +48,7 @@ def training_split_file(predictor: Predictor, out: OutputDirs) -> Path | None:
     """The split file of the data the model was trained on (None for a model outside the chain)."""
     if not predictor.record:
         return None
-    return out.split if predictor.binary else out.split_ham10000
+    return out.split  # one split of both archives: the binary and the seven-class models' images
 
 
 def training_overlap(table: pd.DataFrame, predictor: Predictor, out: OutputDirs) -> dict[str, Any]:

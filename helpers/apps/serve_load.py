@@ -79,7 +79,8 @@ def load_test(url: str, image: str | Path, *, clients: int = 8, requests: int = 
     return {"clients": clients, "requests": requests, "ok": len(latencies), "errors": len(errors),
             "error_examples": errors[:5], "p50_seconds": round(q[49], 3) if q else None,
             "p95_seconds": round(q[94], 3) if q else None, "wall_seconds": round(wall, 2),
-            "requests_per_second": round(len(latencies) / wall, 2), "image": str(image)}
+            "requests_per_second": round(len(latencies) / wall, 2),
+            "image": Path(image).name}  # the file, not this machine's folders (results.json is committed)
 
 
 def run_load_test(args: argparse.Namespace, models: PageModels, out: OutputDirs) -> int:

@@ -88,10 +88,15 @@ def test_seven_class_model_is_scored_on_a_folder_per_diagnosis(out_dir, tmp_path
     save_multiclass_models(out_dir)
     save_binary_model(out_dir)
     folder = _folder(tmp_path / "by_diagnosis", HAM_CLASSES, n=3)
-    _record_training_split(out_dir, [], "split_ham10000.csv")
-    assert cli.main(["evaluate", "--model", "ham_cnn", "--data", str(folder), "--json", "--resamples", "50"]) == 0
+    _record_training_split(out_dir, sorted((folder / "nv").glob("*.jpg"))[:1])  # one HAM image seen in training
+    assert cli.main(["evaluate", "--model", "ham_cnn", "--data", str(folder), "--json", "--resamples", "50"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["task"] == "multiclass" and report["n"] == 21
+    assert report["training_overlap"]["checked"] and report["training_overlap"]["n"] == 1
+    _record_training_split(out_dir, [])
+    assert cli.main(["evaluate", "--model", "ham_cnn", "--data", str(folder), "--json", "--resamples", "50"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["training_overlap"] == {**report["training_overlap"], "checked": True, "n": 0}
     m = report["multiclass"]
     assert set(m["per_class"]) == set(HAM_CLASSES) and 0 <= m["balanced_accuracy"] <= 1
     assert m["malignant"]["classes"] == ["mel", "bcc", "akiec"] and report["malignant_auc"] == m["malignant"]["auc"]
