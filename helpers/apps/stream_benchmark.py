@@ -184,8 +184,10 @@ def machine_info() -> dict[str, Any]:
 def benchmark(images: Sequence[int] = DEFAULT_IMAGES, *, source: str | os.PathLike,
               out: str | os.PathLike, image_size: int = 64, batch_size: int = 32, seed: int = 42,
               paths: Sequence[str] = PATHS, tasks: Sequence[str] = TASKS,
-              work_dir: str | os.PathLike | None = None, verbose: bool = True) -> dict[str, Any]:
-    """Measure every (N, path, task) in a fresh process; write ``out`` (JSON) and its PNG."""
+              work_dir: str | os.PathLike | None = None, images_dir: str | os.PathLike | None = None,
+              verbose: bool = True) -> dict[str, Any]:
+    """Measure every (N, path, task) in a fresh process; write ``out`` (JSON) and its PNG
+    (named after it, in ``images_dir``, else beside it)."""
     from ..atomic import write_json
     from ..figures import save_fig
     from ..figures.data import input_benchmark
@@ -193,7 +195,8 @@ def benchmark(images: Sequence[int] = DEFAULT_IMAGES, *, source: str | os.PathLi
     out = Path(out)
     report: dict[str, Any] = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine_info(),
-        "source": str(Path(source).resolve()), "images": list(images), "image_size": image_size,
+        "source": Path(source).resolve().name,  # the folder's name: the file is committed
+        "images": list(images), "image_size": image_size,
         "batch_size": batch_size, "seed": seed, "results": []}
     with tempfile.TemporaryDirectory(prefix="stream-bench-", dir=work_dir) as tmp:
         for n in images:
@@ -211,9 +214,9 @@ def benchmark(images: Sequence[int] = DEFAULT_IMAGES, *, source: str | os.PathLi
                               f"(after the imports {row['rss_after_import_mb']:.0f} MB)", flush=True)
     report["machine"]["load_average_after"] = list(os.getloadavg())
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(out, report)
     fig = input_benchmark(report["results"])
-    report["plot"] = str(save_fig(out.stem, fig, images_dir=out.parent))
+    report["plot"] = save_fig(out.stem, fig, images_dir=Path(images_dir or out.parent)).name
+    write_json(out, report)
     return report
 
 
@@ -221,6 +224,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.apps.stream_benchmark", description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, nargs="+", default=list(DEFAULT_IMAGES), help="numbers of images N")
     parser.add_argument("--out", required=False, help="the JSON to write (the PNG goes beside it)")
+    parser.add_argument("--images-dir", help="where the PNG goes instead (e.g. images)")
+    parser.add_argument("--readme", help="rewrite this README's stream-benchmark block from the JSON "
+                        "(with --from-json: without measuring again)")
+    parser.add_argument("--from-json", action="store_true", help="read --out instead of measuring")
     parser.add_argument("--source", help="data folder to take images from (default: the project's data folder)")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -235,15 +242,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if not args.out:
         parser.error("--out is required")
+    if args.from_json:
+        if not args.readme:
+            parser.error("--from-json only rewrites a README: give --readme")
+        _write_readme(args.readme, json.loads(Path(args.out).read_text()))
+        return 0
     if args.source is None:
         from ..config import resolve_data_dir
 
         args.source = resolve_data_dir()
     benchmark(args.images, source=args.source, out=args.out, image_size=args.image_size,
               batch_size=args.batch_size, seed=args.seed, paths=args.paths, tasks=args.tasks,
-              work_dir=args.work_dir)
-    print(f"wrote {args.out} and {Path(args.out).with_suffix('.png')}")
+              work_dir=args.work_dir, images_dir=args.images_dir)
+    print(f"wrote {args.out} and {Path(args.images_dir or Path(args.out).parent) / Path(args.out).with_suffix('.png').name}")
+    if args.readme:
+        _write_readme(args.readme, json.loads(Path(args.out).read_text()))
     return 0
+
+
+def _write_readme(readme: str | os.PathLike, report: dict[str, Any]) -> None:
+    from ..report.tables import input_benchmark_block, replace_readme_block
+
+    replace_readme_block(readme, "stream-benchmark", input_benchmark_block(report))
+    print(f"rewrote the stream-benchmark block of {readme}")
 
 
 if __name__ == "__main__":

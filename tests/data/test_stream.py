@@ -206,7 +206,7 @@ def test_benchmark_measures_both_paths(tmp_path):
     out = tmp_path / "bench" / "stream.json"
     proc = subprocess.run([sys.executable, "-m", "helpers.apps.stream_benchmark", "--images", "30",
                            "--source", str(tmp_path / "src"), "--out", str(out), "--tasks", "decode",
-                           "--paths", "stream", "--work-dir", str(tmp_path)],
+                           "--paths", "stream", "--work-dir", str(tmp_path), "--images-dir", str(tmp_path / "figs")],
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(out.read_text())
@@ -214,7 +214,8 @@ def test_benchmark_measures_both_paths(tmp_path):
     [row] = report["results"]
     assert (row["path"], row["task"], row["n"], row["images"]) == ("stream", "decode", 30, 30)
     assert row["images_per_s"] > 0 and row["peak_rss_mb"] >= row["rss_after_import_mb"] > 0
-    assert out.with_suffix(".png").stat().st_size > 0
+    assert report["plot"] == "stream.png" and (tmp_path / "figs" / "stream.png").stat().st_size > 0
+    assert report["source"] == "src"  # the folder's name, not this machine's path
     assert not list(tmp_path.glob("stream-bench-*"))  # the linked images are gone
 
     paths, labels = stream_benchmark.make_images(tmp_path / "src", 20, tmp_path / "links")
