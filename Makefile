@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 KERNEL := skin-lesion
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test reproduce quick serve clean-venv
+.PHONY: setup setup-gpu test reproduce quick serve clean-venv
 
 $(STAMP): environment/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,14 @@ $(STAMP): environment/requirements.txt pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# The GPU profile (README, "With a GPU"): TensorFlow's CUDA build and CUDA from PyPI in .venv-gpu;
+# then `.venv-gpu/bin/python -m helpers reproduce --full`. --no-deps: pyproject names tensorflow-cpu.
+setup-gpu:
+	$(PYTHON) -m venv .venv-gpu
+	.venv-gpu/bin/python -m pip install --disable-pip-version-check -q -r environment/requirements-gpu.txt
+	.venv-gpu/bin/python -m pip install --disable-pip-version-check -q --no-deps -e .
+	.venv-gpu/bin/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python 3 ($(KERNEL), GPU)"
 
 test: setup
 	$(PY) -m pytest

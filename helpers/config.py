@@ -24,6 +24,10 @@ HAM_ENV_VAR = "SKIN_HAM10000_DIR"
 # Lets the test suite and `reproduce --out` send every artefact elsewhere
 # without touching the committed ones.
 OUTPUT_ENV_VAR = "SKIN_OUTPUT_DIR"
+# How the notebooks train (``helpers.training.devices``): auto (every GPU when there is
+# one, else the CPU as always), cpu, or mirrored (MirroredStrategy even on a CPU).
+DEVICES_ENV_VAR = "SKIN_DEVICES"
+DEVICE_SETTINGS = ("auto", "cpu", "mirrored")
 
 NOTEBOOKS = [
     "1_Data_Exploration.ipynb",
@@ -50,6 +54,17 @@ QUICK: dict[str, dict[str, int]] = {
     "seeds": {"seed_repeats": 2},                                      # 6
     "cross": {"n_resamples": 200, "refit_repeats": 50},                # 7
     "summary": {},                                                     # main notebook: trains nothing
+}
+
+# The "full" setting (``reproduce --full``), for a machine with a GPU: larger images and
+# longer training than the CPU default, per notebook (papermill parameters; a notebook
+# gets only those its parameters cell declares). Not run by this project yet: no GPU here.
+FULL: dict[str, dict[str, int]] = {
+    "2_Image_Processing_and_Modeling.ipynb": {"image_size": 128, "epochs": 80},   # the baselines at Lite0's size
+    "3_Transfer_Learning_Models.ipynb": {"image_size": 224, "lite0_image_size": 224, "epochs": 60,
+                                         "vgg_finetune_epochs": 10},
+    "5_Multiclass_and_Metadata.ipynb": {"image_size": 224, "epochs": 40},          # HAM10000 copies are 224 px
+    "6_Seed_Variability.ipynb": {"seed_repeats": 5},
 }
 
 # TFLite export (``python -m helpers export-tflite``): held-out images for the

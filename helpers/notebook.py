@@ -25,6 +25,7 @@ from . import __version__  # noqa: E402
 from .config import QUICK, OutputDirs, output_dirs  # noqa: E402
 from .figures import save_fig  # noqa: E402
 from .seeding import set_seed  # noqa: E402
+from .training import devices  # noqa: E402
 
 # Packages whose versions every notebook prints.
 VERSIONS = ("tensorflow-cpu", "keras", "numpy", "pandas", "scikit-learn", "lime", "matplotlib")
@@ -38,6 +39,12 @@ def versions() -> dict[str, str]:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             out[pkg] = "not installed"
+    if out["tensorflow-cpu"] == "not installed":  # the GPU profile installs TensorFlow's CUDA build
+        try:
+            out = {"python": out.pop("python"), "tensorflow": metadata.version("tensorflow"), **out}
+            del out["tensorflow-cpu"]
+        except metadata.PackageNotFoundError:
+            pass
     return out
 
 
@@ -76,8 +83,9 @@ def setup(chapter: str, *, seed: int | None = None, quick: bool = False) -> Note
     if seed is not None:
         set_seed(seed)
     nb = Notebook(chapter, seed, bool(quick), output_dirs())
+    chosen = devices.use_devices()  # before the notebook builds a model: all GPUs when there are any
     print(f"helpers {__version__}; " + ", ".join(f"{k} {v}" for k, v in versions().items())
-          + f"; seed {seed}; quick {nb.quick}")
+          + f"; seed {seed}; quick {nb.quick}; {devices.describe(chosen)}")
     return nb
 
 

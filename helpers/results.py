@@ -18,7 +18,7 @@ from .config import REPO_ROOT, output_dirs
 
 # Packages whose versions are recorded with every run.
 RECORDED_PACKAGES = [
-    "tensorflow-cpu", "keras", "numpy", "pandas", "scikit-learn", "scikit-image",
+    "tensorflow-cpu", "tensorflow", "keras", "numpy", "pandas", "scikit-learn", "scikit-image",
     "lime", "papermill", "matplotlib", "pillow",
 ]
 
@@ -61,8 +61,8 @@ def record_model(name: str, entry: dict[str, Any], path: str | os.PathLike | Non
     return results
 
 
-def run_info(quick: bool) -> dict[str, Any]:
-    """Commit, date, package versions and machine of this run."""
+def run_info(quick: bool, *, full: bool = False, devices: str = "auto") -> dict[str, Any]:
+    """Commit, date, package versions, machine and setting of this run."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                                 text=True, check=True).stdout.strip()
@@ -75,16 +75,26 @@ def run_info(quick: bool) -> dict[str, Any]:
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
-            versions[pkg] = None
+            if pkg != "tensorflow":  # the CUDA build (GPU profile): recorded only where installed
+                versions[pkg] = None
     return {
         "commit": commit,
         "uncommitted_changes": dirty,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "versions": versions,
-        "machine": {"cpu_cores": os.cpu_count(), "platform": platform.platform()},
+        "machine": {"cpu_cores": os.cpu_count(), "platform": platform.platform(), "gpus": _gpus()},
         "quick": quick,
+        "full": full,
+        "devices": devices,
     }
+
+
+def _gpus() -> list[str]:
+    """The GPUs TensorFlow sees in this process (none with tensorflow-cpu)."""
+    from .training.devices import gpus  # TensorFlow: only when a run starts, not for every reader of results
+
+    return gpus()
 
 
 def selection_score(record: Mapping[str, Any]) -> float | None:

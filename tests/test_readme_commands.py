@@ -5,7 +5,8 @@ run here is run exactly as written, from the copy's top folder, with none of
 the SKIN_* variables of this shell. The copy's notebooks are replaced by quick
 stand-ins that resolve the data folder the way the real ones do (the real chain
 is tests/test_chain.py), so `make reproduce` takes seconds. Commands with
-placeholders ([...], DIR, NAME), `make test` itself and conda are not run. The
+placeholders ([...], DIR, NAME), `make test` itself, conda and the GPU profile
+(several GB of CUDA wheels, and no GPU here) are not run. The
 project's environment is active (.venv/bin first on PATH), as README asks.
 """
 from __future__ import annotations
@@ -30,7 +31,7 @@ from helpers import config
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 PLACEHOLDER = re.compile(r"\[|\.\.\.|\bDIR\b|\bNAME\b|NAME_OR_PATH|IMAGE_OR_FOLDER|\bN\b")
-NOT_RUN = ("make test", "conda ")
+NOT_RUN = ("make test", "conda ", "make setup-gpu", ".venv-gpu/")
 
 pytestmark = pytest.mark.real_data
 
@@ -95,6 +96,7 @@ def test_readme_lists_the_commands_we_expect():
     commands = readme_commands()
     assert "SKIN_DATA_DIR=../shared/data/isic-mvb make reproduce" in commands
     assert any(c.startswith(".venv/bin/python -m helpers predict") for c in commands)
+    assert not any(c.startswith(NOT_RUN) for c in commands)  # e.g. `make setup-gpu`, written but not run here
 
 
 def test_readme_commands_run_verbatim(sandbox):

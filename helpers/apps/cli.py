@@ -8,7 +8,7 @@ import importlib
 import os
 from pathlib import Path
 
-from ..config import NOTEBOOKS, REPO_ROOT, TFLITE_FLOAT_TOLERANCE, TFLITE_HELD_OUT
+from ..config import DEVICE_SETTINGS, NOTEBOOKS, REPO_ROOT, TFLITE_FLOAT_TOLERANCE, TFLITE_HELD_OUT
 from ..data.download import DEFAULT_LIMIT, DEFAULT_OUT
 
 PREDICT_DESCRIPTION = """\
@@ -139,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
                          description=REPRODUCE_DESCRIPTION, epilog=REPRODUCE_EPILOG,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     rep.add_argument("--quick", action="store_true", help="small subset and few epochs (class, CI)")
+    rep.add_argument("--full", action="store_true",
+                     help="larger images and longer training for a machine with a GPU (config.FULL)")
+    rep.add_argument("--devices", choices=DEVICE_SETTINGS, default=None,
+                     help="auto (default, or $SKIN_DEVICES): every GPU through MirroredStrategy with mixed "
+                          "precision when there is one, else the CPU; cpu; mirrored: MirroredStrategy even on a CPU")
     rep.add_argument("--data-dir", help="data folder (default: $SKIN_DATA_DIR, else data/)")
     rep.add_argument("--no-download", action="store_true",
                      help="when data/ holds no data, stop with instructions instead of fetching the default "

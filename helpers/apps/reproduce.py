@@ -44,9 +44,9 @@ from jupyter_client.kernelspec import KernelSpecManager
 
 from .. import config, results
 from ..atomic import exclusive_folder, read_json, write_json
-from ..config import (DATA_ENV_VAR, HAM_ENV_VAR, HOW_TO_GET_DATA, NOTEBOOKS, NOTEBOOKS_DIR, OUTPUT_ENV_VAR,
-                      PAGE_LOAD_TEST, PAGE_LOAD_TEST_QUICK, REPO_ROOT, DataNotFoundError, output_dirs,
-                      resolve_data_dir)
+from ..config import (DATA_ENV_VAR, DEVICE_SETTINGS, DEVICES_ENV_VAR, FULL, HAM_ENV_VAR, HOW_TO_GET_DATA,
+                      NOTEBOOKS, NOTEBOOKS_DIR, OUTPUT_ENV_VAR, PAGE_LOAD_TEST, PAGE_LOAD_TEST_QUICK, REPO_ROOT,
+                      DataNotFoundError, output_dirs, resolve_data_dir)
 from ..data import download as fetch
 from ..data.arrays import load_split_table
 from ..report.slides import build_presentation, headline_record
@@ -60,9 +60,10 @@ PROMOTE_FILE = "PROMOTE.json"
 FAILED_DIR = ".last-failed-run"
 # Folders whose files a whole-chain run replaces: what it did not produce is stale,
 # except a clinic's own threshold (``calibrate``), which is the user's, not the chain's,
-# and the web page's screenshot, which its browser test takes (tests/apps/test_serve.py).
+# the web page's screenshot, which its browser test takes (tests/apps/test_serve.py), and the
+# input benchmark, measured by hand on an idle machine (helpers/apps/stream_benchmark.py).
 PRUNED = ("images", "saved_models")
-KEPT = ("*.clinic.json", "web_page.png")
+KEPT = ("*.clinic.json", "web_page.png", "streaming_benchmark.json", "streaming_benchmark.png")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -127,10 +128,12 @@ def declared_parameters(notebook: Path) -> set[str]:
 
 
 def run_notebooks(work: Path, *, notebooks: Sequence[str], parameters: dict[str, Any],
-                  kernel_name: str, log=print) -> dict[str, float]:
+                  kernel_name: str, log=print, per_notebook: dict[str, dict[str, Any]] | None = None
+                  ) -> dict[str, float]:
     """Execute ``notebooks`` in order with their outputs going to ``work``; returns wall times.
 
-    Each notebook gets only the ``parameters`` its parameters cell declares; its
+    Each notebook gets only the ``parameters`` its parameters cell declares (those of
+    ``per_notebook[nb]`` over the shared ones, e.g. the ``full`` setting); its
     progress (cell, section, time so far and left) is logged as it runs (``progress``).
     Each time is recorded in results.json as soon as its notebook ends, so a
     later notebook (the main one) can report the run it belongs to.
@@ -143,10 +146,11 @@ def run_notebooks(work: Path, *, notebooks: Sequence[str], parameters: dict[str,
             log(f"[reproduce] {nb} ...")
             start = time.perf_counter()
             declared = declared_parameters(NOTEBOOKS_DIR / nb)
+            given = {**parameters, **(per_notebook or {}).get(nb, {})}
             engine = progress.register(nb, progress.previous_durations(nbformat.read(NOTEBOOKS_DIR / nb, 4)), log)
             try:
                 pm.execute_notebook(NOTEBOOKS_DIR / nb, work / "notebooks" / nb,
-                                    parameters={k: v for k, v in parameters.items() if k in declared},
+                                    parameters={k: v for k, v in given.items() if k in declared},
                                     kernel_name=kernel_name, cwd=str(NOTEBOOKS_DIR), progress_bar=False,
                                     log_output=False, engine_name=engine)
             except Exception as exc:  # papermill raises its own error type, nbclient others
@@ -326,8 +330,8 @@ def find_or_fetch_data(data_dir: str | os.PathLike | None = None, *, download: b
 
 def reproduce(*, quick: bool = False, data_dir: str | os.PathLike | None = None,
               output_dir: str | os.PathLike | None = None, notebooks: Sequence[str] | None = None,
-              parameters: dict[str, Any] | None = None, download: bool = False,
-              log: Callable[..., None] = print) -> dict[str, Any]:
+              parameters: dict[str, Any] | None = None, download: bool = False, full: bool = False,
+              devices: str | None = None, log: Callable[..., None] = print) -> dict[str, Any]:
     """Run the chain and return the final results.
 
     ``data_dir`` (else $SKIN_DATA_DIR, else data/) and ``output_dir`` are
@@ -337,6 +341,9 @@ def reproduce(*, quick: bool = False, data_dir: str | os.PathLike | None = None,
     ``--no-download``). Without ``output_dir`` the run is promoted into the
     repository and README's generated blocks are rewritten; with it, everything
     (executed notebooks included) goes there and the repository is left untouched.
+    ``full``: the larger images and longer training of ``config.FULL`` (for a GPU;
+    with ``quick`` too, the quick caps still apply). ``devices`` (else $SKIN_DEVICES,
+    else "auto"): how the notebooks train (``training.devices``).
     """
     notebooks = list(notebooks if notebooks is not None else NOTEBOOKS)
     root = _prepare_root(output_dir)  # before a download: a bad --output-dir should not wait for one
@@ -350,6 +357,11 @@ def reproduce(*, quick: bool = False, data_dir: str | os.PathLike | None = None,
     # The data folder reaches the notebooks through the environment, so the executed notebooks do not
     # carry this machine's paths; notebook parameters stay what a reader would set by hand.
     params = {"quick": quick, **(parameters or {})}
+    per_notebook = FULL if full else None
+    devices = devices or os.environ.get(DEVICES_ENV_VAR) or "auto"
+    if devices not in DEVICE_SETTINGS:
+        raise UsageError(f"unknown --devices {devices!r}: one of {', '.join(DEVICE_SETTINGS)}")
+    env[DEVICES_ENV_VAR] = devices
     kernel = ensure_kernel()
     with _exclusive(root), _env(**env):
         recover(root, log)
@@ -360,9 +372,9 @@ def reproduce(*, quick: bool = False, data_dir: str | os.PathLike | None = None,
                 # A partial rerun (say notebook 3 alone) must find what earlier notebooks saved.
                 shutil.copytree(root / "saved_models", out.models, dirs_exist_ok=True)
             start = time.perf_counter()
-            results.update_results({"run": results.run_info(quick)}, out.results)
+            results.update_results({"run": results.run_info(quick, full=full, devices=devices)}, out.results)
             run_notebooks(work, notebooks=[nb for nb in notebooks if nb != MAIN_NOTEBOOK], parameters=params,
-                          kernel_name=kernel, log=log)
+                          kernel_name=kernel, log=log, per_notebook=per_notebook)
             _export_best(out, str(data_root), log)
             _benchmark_page(out, str(data_root), quick, log)
             if MAIN_NOTEBOOK in notebooks:  # after the export, so it can show the deployment record
@@ -404,7 +416,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
     try:
         notebooks = select_notebooks(args.notebooks)
         final = reproduce(quick=args.quick, data_dir=args.data_dir, output_dir=args.output_dir,
-                          notebooks=notebooks, download=not args.no_download)
+                          notebooks=notebooks, download=not args.no_download, full=args.full,
+                          devices=args.devices)
     except (DataNotFoundError, UsageError) as exc:
         print(f"[reproduce] {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -359,9 +359,16 @@ def readme_markdown(results: dict[str, Any]) -> str:
     if page:
         parts.append(f"\n{page}\n")
     if run:
+        cores = run.get("machine", {}).get("cpu_cores")
         parts.append(f"\nRun: commit `{(run.get('commit') or 'unknown')[:10]}`, {run.get('date')}, "
-                     f"{run.get('machine', {}).get('cpu_cores')} CPU cores, no GPU, quick={run.get('quick')}.\n")
+                     f"{cores} CPU cores, {_gpu_words(run)}, quick={run.get('quick')}"
+                     + (", full setting" if run.get("full") else "") + ".\n")
     return "".join(parts)
+
+
+def _gpu_words(run: dict[str, Any]) -> str:
+    gpus = run.get("machine", {}).get("gpus") or []  # runs before the GPU profile did not record any
+    return f"{len(gpus)} GPU ({run.get('devices', 'auto')})" if gpus else "no GPU"
 
 
 def profile_line(results: dict[str, Any], top: int = 5) -> str:
@@ -386,6 +393,46 @@ def page_load_line(results: dict[str, Any]) -> str:
             f"{str(t.get('date', ''))[:10]}): {t['requests']} uploads of one image from {t['clients']} clients at "
             f"once on 127.0.0.1, {t['cpu_cores']} CPU cores: latency p50 {t['p50_seconds']:.2f} s, p95 "
             f"{t['p95_seconds']:.2f} s, {t['errors']} errors, {t['requests_per_second']:.1f} requests/s.")
+
+
+def input_benchmark_block(report: dict[str, Any]) -> str:
+    """README's block on streaming input, from the JSON ``apps.stream_benchmark`` wrote."""
+    rows = {(r["n"], r["path"], r["task"]): r for r in report["results"]}
+    ns = sorted({n for n, _, _ in rows})
+    machine = report.get("machine", {})
+    lines = [f"Measured {report['date'][:10]} by `python -m helpers.apps.stream_benchmark` on "
+             f"{machine.get('cpu_count')} CPU cores (no GPU), the images linked from {report['source']} "
+             f"(cycled past its size) at {report['image_size']} px, one configuration per fresh process. "
+             "Decode: one pass of decode and resize; epoch: the files to the end of one epoch of the small "
+             f"CNN (batch {report['batch_size']}).", "",
+             "| images | path | decode images/s | decode peak RSS (MB) | epoch images/s | epoch peak RSS (MB) |",
+             "|---|---|---|---|---|---|"]
+
+    def cell(n, path, task, key, fmt):
+        row = rows.get((n, path, task))
+        return fmt.format(row[key]) if row and row.get(key) is not None else "-"
+
+    for n in ns:
+        for path in ("memory", "stream"):
+            lines.append(f"| {n:,} | {'in memory' if path == 'memory' else 'streamed'} | "
+                         f"{cell(n, path, 'decode', 'images_per_s', '{:.0f}')} | "
+                         f"{cell(n, path, 'decode', 'peak_rss_mb', '{:.0f}')} | "
+                         f"{cell(n, path, 'epoch', 'images_per_s', '{:.0f}')} | "
+                         f"{cell(n, path, 'epoch', 'peak_rss_mb', '{:.0f}')} |")
+    small, large = ns[0], ns[-1]
+    notes = []
+    for path, words in (("stream", "streamed"), ("memory", "in memory")):
+        a, b = rows.get((small, path, "epoch")), rows.get((large, path, "epoch"))
+        if a and b and len(ns) > 1:
+            notes.append(f"{words} {b['peak_rss_mb'] / a['peak_rss_mb']:.2f}x")
+    if notes:
+        lines += ["", f"Peak memory of an epoch at {large:,} images over that at {small:,}: " + ", ".join(notes)
+                  + " (aim: streamed within 1.3x)."]
+    m, st = rows.get((large, "memory", "epoch")), rows.get((large, "stream", "epoch"))
+    if m and st:
+        lines.append(f"Streamed epoch throughput at {large:,} images: {st['images_per_s'] / m['images_per_s']:.0%} "
+                     "of the in-memory path's (aim: within 10%).")
+    return "\n".join(lines) + "\n"
 
 
 def replace_readme_block(readme: str | os.PathLike, name: str, content: str) -> bool:

@@ -1,6 +1,8 @@
 """Training: how the models learn, and how they are run on images.
 
 ================  ================================================================
+``devices``       where training runs: the CPU, or every GPU (MirroredStrategy, mixed
+                  precision), set once by each notebook's setup
 ``augment``       random flips, rotations, crops and colour changes, fresh each epoch;
                   artefacts (rulers, ink, black bars) pasted onto both classes
 ``fitting``       ``fit`` and ``fit_transfer`` (early stopping on validation AUC),

@@ -124,6 +124,24 @@ def test_only_declared_parameters_reach_a_notebook(fake_repo, data_dir):
     assert "data_dir" not in injected  # the data folder travels in the environment, not as a machine path
 
 
+def test_full_setting_and_devices_reach_the_notebooks(fake_repo, data_dir, monkeypatch):
+    _notebook(fake_repo / "notebooks" / "c.ipynb", """
+import os
+from helpers import config, results
+results.update_results({"seen": {"size": image_size, "epochs": epochs, "devices": os.environ["SKIN_DEVICES"]}},
+                       config.output_dirs().results)
+""", "quick = False\nimage_size = 64\nepochs = 40")
+    monkeypatch.setattr(reproduce, "FULL", {"c.ipynb": {"image_size": 224, "not_declared": 1}})
+    final = reproduce.reproduce(notebooks=["c.ipynb"], data_dir=data_dir, full=True, devices="mirrored",
+                                log=lambda *_: None)
+    assert final["seen"] == {"size": 224, "epochs": 40, "devices": "mirrored"}
+    assert (final["run"]["full"], final["run"]["devices"], final["run"]["machine"]["gpus"]) == (True, "mirrored", [])
+    final = reproduce.reproduce(notebooks=["c.ipynb"], data_dir=data_dir, log=lambda *_: None)
+    assert final["seen"] == {"size": 64, "epochs": 40, "devices": "auto"} and final["run"]["full"] is False
+    with pytest.raises(reproduce.UsageError, match="unknown --devices 'gpu'"):
+        reproduce.reproduce(notebooks=["c.ipynb"], data_dir=data_dir, devices="gpu", log=lambda *_: None)
+
+
 def test_relative_data_dir_means_the_callers_folder(fake_repo, data_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SKIN_DATA_DIR", "data")  # relative to the caller, not to notebooks/

@@ -185,3 +185,20 @@ def test_percentages_and_signs_are_read_as_fractions(tmp_path):
     assert slides.deck_numbers_not_in_results(tmp_path / "x.pdf", results) == []
     assert slides.deck_numbers_not_in_results(tmp_path / "x.pdf", {**results, "flip_rate": 0.2}) == [
         "slide 1: 16.7%"]
+
+
+def test_input_benchmark_block_reads_the_ratios_off_the_rows():
+    from helpers.report.tables import input_benchmark_block
+
+    def row(n, path, task, rate, rss):
+        return {"n": n, "path": path, "task": task, "images_per_s": rate, "peak_rss_mb": rss}
+
+    report = {"date": "2026-12-03T07:00:00+00:00", "machine": {"cpu_count": 2}, "source": "isic-mvb",
+              "image_size": 64, "batch_size": 32,
+              "results": [row(3000, "memory", "epoch", 100.0, 1000.0), row(3000, "stream", "epoch", 90.0, 900.0),
+                          row(30000, "memory", "epoch", 120.0, 2000.0), row(30000, "stream", "epoch", 96.0, 990.0),
+                          row(30000, "stream", "decode", 800.0, 700.0)]}
+    block = input_benchmark_block(report)
+    assert "| 30,000 | streamed | 800 | 700 | 96 | 990 |" in block
+    assert "| 3,000 | in memory | - | - | 100 | 1000 |" in block  # no decode row measured: a dash, not a number
+    assert "streamed 1.10x, in memory 2.00x" in block and "30,000 images: 80% of the in-memory" in block
