@@ -27,6 +27,9 @@ OUTPUT_ENV_VAR = "SKIN_OUTPUT_DIR"
 # How the notebooks train (``helpers.training.devices``): auto (every GPU when there is
 # one, else the CPU as always), cpu, or mirrored (MirroredStrategy even on a CPU).
 DEVICES_ENV_VAR = "SKIN_DEVICES"
+# The HAM10000 folder's name where ``resolve_ham_dir`` looks (data/, or beside the binary
+# data set); a parent folder read as the binary data set leaves it out (``layouts.read_dataset``).
+HAM_DIR_NAME = "ham10000"
 DEVICE_SETTINGS = ("auto", "cpu", "mirrored")
 
 NOTEBOOKS = [
@@ -164,11 +167,11 @@ def resolve_ham_dir(ham_dir: str | os.PathLike | None = None,
     data/ham10000, then a ``ham10000`` folder beside the binary data set
     ($SKIN_DATA_DIR, then the ``data_dir`` parameter the chain passes)."""
     candidates = [("parameter ham_dir", ham_dir), (f"${HAM_ENV_VAR}", os.environ.get(HAM_ENV_VAR)),
-                  ("default", DEFAULT_DATA_DIR / "ham10000")]
+                  ("default", DEFAULT_DATA_DIR / HAM_DIR_NAME)]
     if os.environ.get(DATA_ENV_VAR):
-        candidates.append((f"beside ${DATA_ENV_VAR}", Path(os.environ[DATA_ENV_VAR]).parent / "ham10000"))
+        candidates.append((f"beside ${DATA_ENV_VAR}", Path(os.environ[DATA_ENV_VAR]).parent / HAM_DIR_NAME))
     if data_dir and not ham_dir:
-        candidates.append(("beside parameter data_dir", Path(data_dir).expanduser().parent / "ham10000"))
+        candidates.append(("beside parameter data_dir", Path(data_dir).expanduser().parent / HAM_DIR_NAME))
     for source, path in candidates:
         if path and Path(path).expanduser().is_dir():
             return Path(path).expanduser().resolve()

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from ..config import DEVICE_SETTINGS, NOTEBOOKS, REPO_ROOT, TFLITE_FLOAT_TOLERANCE, TFLITE_HELD_OUT
+from ..data.collection import DEFAULT_HAM_OUT
 from ..data.download import DEFAULT_LIMIT, DEFAULT_OUT
 
 PREDICT_DESCRIPTION = """\
@@ -108,7 +109,9 @@ Archive with isic-cli (images, metadata.csv, licences, attribution.txt),
 after printing the plan: the two searches, how many images, where to and how
 much. Resumes an interrupted download (a class isic-cli finished is not
 fetched again) and reuses a finished one. Writes checksums.sha256 (SHA-256 of
-every image) and download.json (images per class, images per licence)."""
+every image) and download.json (images per class, images per licence).
+With --collection HAM10000: every image of that collection instead, fetched
+into a hidden part folder that is renamed to --out only when complete."""
 
 DOWNLOAD_EPILOG = """\
 exit status:
@@ -156,8 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     dl = sub.add_parser("download", help="fetch a balanced benign/malignant set from the ISIC Archive",
                         description=DOWNLOAD_DESCRIPTION, epilog=DOWNLOAD_EPILOG,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    dl.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                    help=f"folder for images and metadata.csv (default: {DEFAULT_OUT})")
+    dl.add_argument("--out", type=Path, default=None,
+                    help=f"folder for images and metadata.csv (default: {DEFAULT_OUT}; with --collection "
+                         f"HAM10000: {DEFAULT_HAM_OUT}, where notebook 5 looks)")
+    dl.add_argument("--collection", metavar="NAME",
+                    help="instead of the balanced set: every image of this ISIC Archive collection, e.g. "
+                         "HAM10000 (the seven diagnoses of notebook 5, with lesion ids)")
     dl.add_argument("--limit", type=int, default=DEFAULT_LIMIT,
                     help=f"number of images, half benign and half malignant (default: {DEFAULT_LIMIT})")
     dl.add_argument("--seed", type=int, default=None, help="recorded in download.json")

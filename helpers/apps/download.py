@@ -6,15 +6,22 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..data.download import CHECKSUMS, DownloadError, download_isic, verify_checksums
+from ..data.collection import DEFAULT_HAM_OUT, HAM10000, download_collection
+from ..data.download import CHECKSUMS, DEFAULT_OUT, DownloadError, download_isic, verify_checksums
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def run_download(args: argparse.Namespace) -> int:
     """Download (or with --verify, check), print a summary; exit code 0 on success, 1 on failure."""
+    collection = getattr(args, "collection", None)
+    if args.out is None:
+        args.out = DEFAULT_HAM_OUT if collection and collection.casefold() == HAM10000.casefold() else \
+            DEFAULT_OUT if not collection else DEFAULT_OUT.with_name(collection.replace(" ", "-").lower())
     if getattr(args, "verify", False):
         return run_verify(args)
+    if collection:
+        return run_collection(args)
     try:
         result = download_isic(args.out, args.limit, args.seed)
     except DownloadError as error:
@@ -27,6 +34,18 @@ def run_download(args: argparse.Namespace) -> int:
     print(f"Downloaded {result['n_images']} images ({per_class}; licences: {licences}) with metadata to "
           f"{result['out_dir']}; SHA-256 of each in {CHECKSUMS} (check them with --verify). "
           f"Read it with SKIN_DATA_DIR={result['out_dir']}.")
+    return EXIT_OK
+
+
+def run_collection(args: argparse.Namespace) -> int:
+    """Every image of one ISIC Archive collection (``data.collection``)."""
+    try:
+        manifest = download_collection(args.collection, args.out)
+    except DownloadError as error:
+        print(f"download failed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{manifest['collection']['name']}: {manifest['n_images']} images with metadata in {args.out}; SHA-256 "
+          f"of each in {CHECKSUMS} (check them with --verify --out {args.out}).")
     return EXIT_OK
 
 

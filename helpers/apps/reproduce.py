@@ -47,6 +47,7 @@ from ..atomic import exclusive_folder, read_json, write_json
 from ..config import (DATA_ENV_VAR, DEVICE_SETTINGS, DEVICES_ENV_VAR, FULL, HAM_ENV_VAR, HOW_TO_GET_DATA,
                       NOTEBOOKS, NOTEBOOKS_DIR, OUTPUT_ENV_VAR, PAGE_LOAD_TEST, PAGE_LOAD_TEST_QUICK, REPO_ROOT,
                       DataNotFoundError, output_dirs, resolve_data_dir)
+from ..data import collection
 from ..data import download as fetch
 from ..data.arrays import load_split_table
 from ..report.slides import build_presentation, headline_record
@@ -305,10 +306,15 @@ def find_or_fetch_data(data_dir: str | os.PathLike | None = None, *, download: b
     the user named (``data_dir``, $SKIN_DATA_DIR) that is wrong stays an
     error, since fetching a thousand images into a mistyped path helps nobody.
     A fetch that cannot start or fails says why, with the usual instructions
-    (a DataNotFoundError, so the exit code stays "could not start").
+    (a DataNotFoundError, so the exit code stays "could not start"). When data/
+    holds the set fetched here, the HAM10000 collection is fetched into
+    data/ham10000 too unless a HAM10000 folder is found (``data.collection``).
     """
     if data_dir or os.environ.get(DATA_ENV_VAR) or not fetch.default_data_missing():
-        return resolve_data_dir(data_dir)
+        root = resolve_data_dir(data_dir)
+        if download and _fetched_here(root):
+            _find_or_fetch_ham10000(root, log)  # a first fetch of HAM10000 cut short: resumed
+        return root
     how = HOW_TO_GET_DATA.format(default=config.DEFAULT_DATA_DIR)
     if not download:
         if fetch.unfinished_download(fetch.DEFAULT_OUT):
@@ -325,7 +331,36 @@ def find_or_fetch_data(data_dir: str | os.PathLike | None = None, *, download: b
         raise DataNotFoundError(
             f"No data set in {config.DEFAULT_DATA_DIR}, and the default one could not be fetched from the "
             f"ISIC Archive: {error}\n{how}") from error
-    return resolve_data_dir(None)
+    root = resolve_data_dir(None)
+    _find_or_fetch_ham10000(root, log)
+    return root
+
+
+def _fetched_here(root: Path) -> bool:
+    """True when ``root`` is the default data folder holding the set this project fetched."""
+    return root == Path(config.DEFAULT_DATA_DIR).resolve() and fetch.completed_download(fetch.DEFAULT_OUT) is not None
+
+
+def _find_or_fetch_ham10000(root: Path, log: Callable[..., None]) -> None:
+    """On a machine whose data this project fetched, HAM10000 too (notebook 5 trains on it, and
+    notebooks 1-4 and 7 score every model on it), unless a HAM10000 folder is found."""
+    try:
+        config.resolve_ham_dir(None, root)
+        return
+    except DataNotFoundError:
+        pass
+    target = Path(config.DEFAULT_DATA_DIR) / config.HAM_DIR_NAME
+    log(f"[reproduce] no HAM10000 folder (and no ${HAM_ENV_VAR}): fetching the {collection.HAM10000} collection "
+        f"of the ISIC Archive into {target} (--no-download: stop here instead)")
+    try:
+        collection.download_collection(collection.HAM10000, target,
+                                       log=lambda text: log(f"[reproduce] {text}"))
+    except fetch.DownloadError as error:
+        raise DataNotFoundError(
+            f"HAM10000, which notebook 5 trains on, could not be fetched from the ISIC Archive: {error}\n"
+            f"Run `python -m helpers download --collection HAM10000` when online, or set ${HAM_ENV_VAR} to a "
+            "HAM10000 folder (HAM10000_metadata.csv and the images; Harvard Dataverse doi:10.7910/DVN/DBW86T)."
+        ) from error
 
 
 def reproduce(*, quick: bool = False, data_dir: str | os.PathLike | None = None,

@@ -138,7 +138,7 @@ def _run_subprocess(args: Sequence[str]) -> int:
 # ---------------------------------------------------------------------------
 
 
-def _class_plan(query: str, wanted: int, get: Getter) -> dict:
+def _class_plan(query: str, wanted: int, get: Getter, collections: str | None = None) -> dict:
     """How many images match ``query``, how many will be fetched and their size in bytes.
 
     The size is the sum of ``files.full.size`` over the first results of the
@@ -146,7 +146,9 @@ def _class_plan(query: str, wanted: int, get: Getter) -> dict:
     are wanted than ``PLAN_MAX_PAGES`` pages hold, the mean size of those read
     is scaled up and ``exact`` is False.
     """
-    page = get(SEARCH_URL, {"query": query, "limit": SEARCH_PAGE_SIZE})
+    params = {"query": query, "limit": SEARCH_PAGE_SIZE, **({"collections": collections} if collections else {})}
+    page = get(SEARCH_URL, params)
+    query = query or f"collections={collections}"  # what the messages name
     try:
         matching = int(page["count"])
         to_fetch = min(wanted, matching)

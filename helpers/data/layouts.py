@@ -29,7 +29,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from ..config import DEFAULT_DATA_DIR, HOW_TO_GET_DATA, DataNotFoundError
+from ..config import DEFAULT_DATA_DIR, HAM_DIR_NAME, HOW_TO_GET_DATA, DataNotFoundError
 from .images import IMAGE_SUFFIXES, check_images
 from .labels import CLASS_NAMES, DX_NAMES, MALIGNANT_DX
 
@@ -458,11 +458,21 @@ def read_dataset(data_dir: str | Path) -> ReadResult:
     if reader is not None:
         result = reader()
     else:
-        readers = [r for sub in sorted(p for p in root.iterdir() if p.is_dir()) if (r := _detect(sub))]
+        # A folder of data sets: each sub-folder with a known layout, except hidden ones (a
+        # download's part folder) and the HAM10000 folder, which notebook 1 reads as its own
+        # data set (config.resolve_ham_dir) and which must not also enter the binary one.
+        subs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        left_out = [p for p in subs if p.name.casefold() == HAM_DIR_NAME]
+        readers = [r for sub in subs if sub not in left_out and (r := _detect(sub))]
         if not readers:
             found = ", ".join(sorted(p.name for p in root.iterdir())[:20]) or "nothing"
-            raise DataNotFoundError(f"No known data layout in {root} (found: {found}).\n{how}")
+            also = (f" ({HAM_DIR_NAME}/ is the seven-class data set, not read as part of {root.name}/: "
+                    f"name it directly to use it here)") if left_out else ""
+            raise DataNotFoundError(f"No known data layout in {root} (found: {found}){also}.\n{how}")
         result = _combine([r() for r in readers], root)
+        for sub in left_out:
+            result.notes.setdefault("left_out", []).append(
+                f"{sub.name}/: the HAM10000 data set of notebooks 1 and 5, read there on its own")
     if result.table.empty:
         reasons = result.summary()["skipped_by_reason"]
         raise DataNotFoundError(

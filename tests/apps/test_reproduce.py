@@ -19,12 +19,12 @@ from pathlib import Path
 import nbformat
 import pytest
 import requests
-from image_factory import folder_dataset
+from image_factory import folder_dataset, ham_dataset
 from isic_factory import FakeArchive, FakeIsicCli
 
 from helpers import config
 from helpers.apps import cli, reproduce
-from helpers.data import download
+from helpers.data import collection, download
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -274,6 +274,14 @@ def fresh_machine(tmp_path, monkeypatch):
     archive, isic = FakeArchive(), FakeIsicCli(log=print)
     monkeypatch.setattr(requests, "get", archive.requests_get)
     monkeypatch.setattr(download, "_run_subprocess", isic)
+    ham_fetches: list[Path] = []
+
+    def fetch_ham(name, out_dir, log=print):  # data.collection's own tests fake the archive for it
+        ham_fetches.append(Path(out_dir))
+        ham_dataset(Path(out_dir), ["nv", "mel"])
+        return {"n_images": 2}
+
+    monkeypatch.setattr(collection, "download_collection", fetch_ham)
     chain: list[str] = []
     monkeypatch.setattr(reproduce, "ensure_kernel", lambda: "stub")
     monkeypatch.setattr(reproduce, "run_notebooks",
@@ -281,7 +289,8 @@ def fresh_machine(tmp_path, monkeypatch):
     monkeypatch.setattr(reproduce, "_export_best", lambda *a: None)
     monkeypatch.setattr(reproduce, "_benchmark_page", lambda *a: None)
     monkeypatch.setattr(reproduce, "build_presentation", lambda *a: None)
-    return {"data": data, "archive": archive, "isic": isic, "chain": chain, "out": tmp_path / "out"}
+    return {"data": data, "archive": archive, "isic": isic, "chain": chain, "out": tmp_path / "out",
+            "ham_fetches": ham_fetches, "fetch_ham": fetch_ham}
 
 
 def test_a_fresh_machine_fetches_the_default_data_and_runs_on_it(fresh_machine, capsys):
@@ -295,12 +304,32 @@ def test_a_fresh_machine_fetches_the_default_data_and_runs_on_it(fresh_machine, 
     assert fresh_machine["chain"] == [str(data)], "the chain ran on the fetched data"
     assert (data / "isic-archive" / "download.json").is_file()
     assert len(list((data / "isic-archive").glob("*.jpg"))) == 6
+    assert fresh_machine["ham_fetches"] == [data / "ham10000"], "and HAM10000, which notebook 5 trains on"
+    assert any(line.startswith("[reproduce] no HAM10000 folder") for line in said)
 
     fresh_machine["archive"].requests.clear()
     fresh_machine["isic"].commands.clear()
     assert cli.main(["reproduce", "--notebooks", "1", "--output-dir", str(out)]) == 0
     assert fresh_machine["archive"].requests == [] and fresh_machine["isic"].commands == [], \
         "data in place: nothing is fetched again"
+    assert len(fresh_machine["ham_fetches"]) == 1
+
+
+def test_a_ham10000_fetch_cut_short_is_resumed_and_a_failed_one_says_what_to_do(fresh_machine, monkeypatch, capsys):
+    data, out = fresh_machine["data"], fresh_machine["out"]
+    monkeypatch.setattr(collection, "download_collection", lambda *a, **k: (_ for _ in ()).throw(
+        download.DownloadError("isic-cli failed (exit code 1) fetching HAM10000")))
+    assert cli.main(["reproduce", "--notebooks", "1", "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "HAM10000, which notebook 5 trains on, could not be fetched" in err
+    assert "python -m helpers download --collection HAM10000" in err and "SKIN_HAM10000_DIR" in err
+    assert (data / "isic-archive" / "download.json").is_file() and fresh_machine["chain"] == []
+    fresh_machine["isic"].commands.clear()
+    monkeypatch.setattr(collection, "download_collection", fresh_machine["fetch_ham"])  # online again
+    assert cli.main(["reproduce", "--notebooks", "1", "--output-dir", str(out)]) == 0
+    assert fresh_machine["ham_fetches"] == [data / "ham10000"] and fresh_machine["isic"].commands == [], \
+        "the binary set is reused, HAM10000 fetched"
+    assert fresh_machine["chain"] == [str(data)]
 
 
 def test_no_download_keeps_the_old_error(fresh_machine, monkeypatch, capsys):

@@ -224,6 +224,22 @@ def test_data_sets_one_level_down_are_combined(tmp_path):
     assert result.table.groupby("dataset").size().to_dict() == {"isic-archive": 2, "kaggle": 2}
 
 
+def test_the_ham10000_folder_and_part_folders_stay_out_of_a_combined_data_set(tmp_path):
+    """data/ holds the fetched binary set and data/ham10000 (notebook 1 reads it as its own data
+    set); reading data/ as the binary set must not take HAM10000 in twice, nor a half download."""
+    isic_cli_dataset(tmp_path / "isic-archive", ["Benign", "Malignant"])
+    ham_dataset(tmp_path / "ham10000", ["nv", "mel"])
+    isic_cli_dataset(tmp_path / ".ham10000.part", ["Benign"])
+    result = layouts.read_dataset(tmp_path)
+    assert set(result.table["dataset"]) == {"isic-archive"} and len(result.table) == 2
+    assert result.notes["left_out"] == ["ham10000/: the HAM10000 data set of notebooks 1 and 5, read there on its own"]
+    assert len(layouts.read_dataset(tmp_path / "ham10000").table) == 2  # named directly, it is read
+    only_ham = tmp_path / "only"
+    ham_dataset(only_ham / "ham10000", ["nv"])
+    with pytest.raises(DataNotFoundError, match="ham10000/ is the seven-class data set"):
+        layouts.read_dataset(only_ham)
+
+
 # ---------------------------------------------------------------------------
 # Decoding
 # ---------------------------------------------------------------------------
