@@ -11,6 +11,7 @@
                     more images than memory holds (not imported here: TensorFlow)
 ``metadata``        patient age, sex and body site encoded for a model
 ``download``        fetching a data set from the ISIC Archive with ``isic-cli``
+``collection``      fetching a whole archive collection (HAM10000) the same way
 ``checksums``       SHA-256 of a data folder's images (``sha256sum`` format) and their check
 ==================  ==============================================================
 
