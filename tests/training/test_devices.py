@@ -72,8 +72,6 @@ def test_mirrored_strategy_on_one_cpu_trains_the_projects_models():
     process draws differently again, while a fresh process repeats the first), so a GPU
     run is not bit-equal to the CPU run whose numbers are committed."""
     default_losses = _unshuffled_losses()
-    p_default, r_default, m_default = _train()
-    assert m_default.distribute_strategy is tf.distribute.get_strategy()  # the default, no strategy set
 
     chosen = devices.use_devices("mirrored")
     assert chosen["strategy"] == "MirroredStrategy" and chosen["replicas"] == 1
@@ -84,9 +82,9 @@ def test_mirrored_strategy_on_one_cpu_trains_the_projects_models():
     p_mirrored, r_mirrored, m_mirrored = _train()
     assert isinstance(m_mirrored.distribute_strategy, tf.distribute.MirroredStrategy)
     assert any("MirroredVariable" in type(v.value).__name__ for v in m_mirrored.weights)
-    assert r_mirrored.epochs_run == r_default.epochs_run == 2 and r_mirrored.best_epoch in (1, 2)
-    assert set(r_mirrored.history) == set(r_default.history)
-    assert p_mirrored.shape == p_default.shape and np.all((p_mirrored >= 0) & (p_mirrored <= 1))
+    assert r_mirrored.epochs_run == 2 and r_mirrored.best_epoch in (1, 2)
+    assert set(r_mirrored.history) == {"loss", "auc", "val_loss", "val_auc"}  # what fit records on the default path
+    assert p_mirrored.shape == (16,) and np.all((p_mirrored >= 0) & (p_mirrored <= 1))
 
 
 def test_the_setting_comes_from_the_environment_and_is_checked(monkeypatch):
