@@ -381,6 +381,9 @@ def reproduce(*, quick: bool = False, data_dir: str | os.PathLike | None = None,
     else "auto"): how the notebooks train (``training.devices``).
     """
     notebooks = list(notebooks if notebooks is not None else NOTEBOOKS)
+    devices = devices or os.environ.get(DEVICES_ENV_VAR) or "auto"
+    if devices not in DEVICE_SETTINGS:  # before a download too
+        raise UsageError(f"unknown --devices {devices!r}: one of {', '.join(DEVICE_SETTINGS)}")
     root = _prepare_root(output_dir)  # before a download: a bad --output-dir should not wait for one
     data_root = find_or_fetch_data(data_dir, download=download, log=log)
     in_repo = output_dir is None
@@ -393,9 +396,6 @@ def reproduce(*, quick: bool = False, data_dir: str | os.PathLike | None = None,
     # carry this machine's paths; notebook parameters stay what a reader would set by hand.
     params = {"quick": quick, **(parameters or {})}
     per_notebook = FULL if full else None
-    devices = devices or os.environ.get(DEVICES_ENV_VAR) or "auto"
-    if devices not in DEVICE_SETTINGS:
-        raise UsageError(f"unknown --devices {devices!r}: one of {', '.join(DEVICE_SETTINGS)}")
     env[DEVICES_ENV_VAR] = devices
     kernel = ensure_kernel()
     with _exclusive(root), _env(**env):

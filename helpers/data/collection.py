@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from ..atomic import read_json, write_json
+from ..atomic import exclusive_folder, read_json, write_json
 from ..config import DEFAULT_DATA_DIR, HAM_DIR_NAME
 from .checksums import write_checksums
 from .download import (API_URL, MANIFEST, SEARCH_PAGE_SIZE, DownloadError, Getter, _class_plan, _images_in,
@@ -112,6 +112,13 @@ def download_collection(name: str = HAM10000, out_dir: str | Path = DEFAULT_HAM_
         raise DownloadError(f"not enough disk space in {part.parent}: the images need about "
                             f"{_size(plan['bytes'] - have)}, {_size(free)} are free")
     part.mkdir(exist_ok=True)
+    with exclusive_folder(part, DownloadError(f"another download is writing to {part}; wait for it to finish")):
+        return _fetch(name, collection, plan, part, out_dir, run, log)
+
+
+def _fetch(name: str, collection: dict, plan: dict, part: Path, out_dir: Path,
+           run: Callable[[Sequence[str]], int], log: Callable[[str], None]) -> dict:
+    """isic-cli into ``part``, then hash, record and rename to ``out_dir``; the caller holds the lock."""
     command = isic_command() + ["image", "download", "--collections", str(collection["id"]),
                                 "--limit", str(plan["to_fetch"]), str(part)]
     code = run(command)

@@ -171,3 +171,16 @@ def test_the_command_line_fetches_a_collection_into_data_ham10000_by_default(mon
                         lambda *a: (_ for _ in ()).throw(download.DownloadError("no internet: ...")))
     assert cli.main(["download", "--collection", "HAM10000", "--out", str(tmp_path / "h")]) == 1
     assert "download failed: no internet" in capsys.readouterr().err
+
+
+def test_two_fetches_into_one_folder_do_not_run_at_once(tmp_path):
+    from helpers.atomic import exclusive_folder
+
+    part = collection.part_folder(tmp_path / "data" / "ham10000")
+    part.mkdir(parents=True)
+    cli = FakeIsicCli()
+    with exclusive_folder(part, RuntimeError("held")):
+        with pytest.raises(download.DownloadError, match="another download is writing to"):
+            _fetch(tmp_path, cli)
+    assert cli.commands == []
+    assert _fetch(tmp_path, cli)["n_images"] == N_IMAGES  # once the other is done
