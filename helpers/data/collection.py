@@ -26,14 +26,12 @@ import shutil
 from pathlib import Path
 from typing import Callable, Sequence
 
-import pandas as pd
-
 from ..atomic import exclusive_folder, read_json, write_json
 from ..config import DEFAULT_DATA_DIR, HAM_DIR_NAME
 from .checksums import write_checksums
-from .download import (API_URL, MANIFEST, SEARCH_PAGE_SIZE, DownloadError, Getter, _class_plan, _images_in,
+from .download import (API_URL, MANIFEST, SEARCH_PAGE_SIZE, DownloadError, Getter, _class_plan,
                        _isic_cli_version, _now, _run_subprocess, _size, check_connectivity, isic_command,
-                       licence_counts, search_json)
+                       licence_counts, listed_and_missing, search_json)
 
 HAM10000 = "HAM10000"
 DEFAULT_HAM_OUT = DEFAULT_DATA_DIR / HAM_DIR_NAME
@@ -126,9 +124,7 @@ def _fetch(name: str, collection: dict, plan: dict, part: Path, out_dir: Path,
         raise DownloadError(f"isic-cli {'failed (exit code ' + str(code) + ')' if code else 'wrote no metadata.csv'}"
                             f" fetching {name}: {' '.join(command)}\nThe images fetched so far are in {part}; "
                             "run the same command again to resume (isic-cli skips images already there).")
-    listed = pd.read_csv(part / "metadata.csv", dtype=str, keep_default_na=False)
-    present = _images_in(part)
-    missing = [i for i in listed["isic_id"].str.strip() if i not in present]
+    listed, missing = listed_and_missing(part)
     if missing:
         log(f"warning: isic-cli listed {len(listed):,} images of {name} but wrote no file for {len(missing):,} "
             f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); they are left out, and named "

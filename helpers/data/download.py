@@ -261,6 +261,15 @@ def _images_in(part: Path) -> dict[str, Path]:
             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES}
 
 
+def listed_and_missing(part: Path) -> tuple[pd.DataFrame, list[str]]:
+    """An isic-cli folder's metadata.csv (isic_id stripped) and the ids it lists with no image
+    file: isic-cli does not report an image whose download failed."""
+    listed = pd.read_csv(part / "metadata.csv", dtype=str, keep_default_na=False)
+    listed["isic_id"] = listed["isic_id"].str.strip()
+    present = _images_in(part)
+    return listed, [i for i in listed["isic_id"] if i not in present]
+
+
 def _fetch_class(label: str, wanted: int, part: Path, out_dir: Path,
                  run: Callable[[Sequence[str]], int], log: Callable[[str], None]) -> list[str]:
     """Run isic-cli for one class into ``part`` and mark it done; returns the command.
@@ -281,9 +290,8 @@ def _fetch_class(label: str, wanted: int, part: Path, out_dir: Path,
     if not csv_path.is_file():
         raise DownloadError(f"isic-cli wrote no metadata.csv for the {label} images in {part}; "
                             "run the same command again to resume")
-    ids = pd.read_csv(csv_path, dtype=str, keep_default_na=False)["isic_id"].str.strip()
-    present = _images_in(part)
-    missing = [i for i in ids if i not in present]
+    listed, missing = listed_and_missing(part)
+    ids = listed["isic_id"]
     if missing:
         log(f"warning: isic-cli listed {len(ids):,} {label} images in {csv_path} but wrote no file for "
             f"{len(missing):,} of them ({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); "
