@@ -50,7 +50,7 @@ NOTEBOOKS = [
 QUICK: dict[str, dict[str, int]] = {
     "data": {"subset_per_class": 30, "artefact_sample": 40},          # 1: per given split and class (diagnosis)
     "baselines": {"epochs": 3},                                        # 2
-    "transfer": {"epochs": 1, "head_epochs": 3, "vgg_finetune_epochs": 1, "lite0_image_size": 96,  # 3
+    "transfer": {"epochs": 1, "head_epochs": 2, "vgg_finetune_epochs": 1, "lite0_image_size": 64,  # 3
                  "artefact_scan": 150},
     "explain": {"lime_samples": 200, "lime_images": 3, "artefact_sample": 60},                      # 4
     "multiclass": {"image_size": 64, "epochs": 2, "head_epochs": 3, "pool_copies": 2, "n_resamples": 200},  # 5

@@ -6,7 +6,8 @@ the SKIN_* variables of this shell. The copy's notebooks are replaced by quick
 stand-ins that resolve the data folder the way the real ones do (the real chain
 is tests/test_chain.py), so `make reproduce` takes seconds. Commands with
 placeholders ([...], DIR, NAME), `make test` itself, conda and the GPU profile
-(several GB of CUDA wheels, and no GPU here) are not run. The
+(several GB of CUDA wheels, and no GPU here) are not run; of the two commands that start
+the web page, the first is started and the other is checked to be what it runs. The
 project's environment is active (.venv/bin first on PATH), as README asks.
 """
 from __future__ import annotations
@@ -102,9 +103,14 @@ def test_readme_lists_the_commands_we_expect():
 def test_readme_commands_run_verbatim(sandbox):
     data = (sandbox.parent / "shared" / "data" / "isic-mvb").resolve()
     online = _online()
+    served = None
     for command in readme_commands():
+        if command.endswith("serve") and served:  # one page start is enough: the other is the same command
+            assert _same_as_make_serve({command, served}, sandbox), (command, served)
+            continue
         if command.endswith("serve"):  # serves until stopped: it must answer on 127.0.0.1
             assert _serves(command, sandbox)
+            served = command
             continue
         if online and (command in ("make reproduce", "make quick") or " download " in command):
             continue  # with no data it would fetch 1000 images from the ISIC Archive: not in a test
@@ -125,6 +131,15 @@ def test_readme_commands_run_verbatim(sandbox):
             assert "malignant" in said and "Research model, not a diagnosis" in said
         else:
             raise AssertionError(f"README command not covered by this test: {command}")
+
+
+def _same_as_make_serve(commands: set[str], cwd: Path) -> bool:
+    """``make serve`` and the other README command that starts the page start the same
+    thing: what make would run (``make -n``: printed, not run), set-up aside, is that command."""
+    (other,) = commands - {"make serve"}
+    done = run("make -n serve", cwd)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.strip().splitlines()[-1].strip() == other
 
 
 def _serves(command: str, cwd: Path, url: str = "http://127.0.0.1:7860/") -> bool:
