@@ -41,10 +41,19 @@ def out_dir(tmp_path, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _close_figures():
+    """Close every figure a test left open, after checking that its text is readable at
+    the saved size (issue 15: no font under helpers.figures.style.MIN_FONT_PT)."""
     yield
     import matplotlib.pyplot as plt
 
-    plt.close("all")
+    from helpers.figures import style
+
+    try:
+        small = {num: style.small_texts(plt.figure(num)) for num in plt.get_fignums()}
+        small = {num: found for num, found in small.items() if found}
+        assert not small, f"text under {style.MIN_FONT_PT} pt in a figure: {small}"
+    finally:
+        plt.close("all")
 
 
 @pytest.fixture

@@ -33,7 +33,8 @@ FIGURES = ["samples_per_class", "duplicates_across_split", "image_statistics", "
            "test_errors_contact_sheet", "artefact_examples", "artefact_effects",
            "ham10000_metadata_by_class", "ham10000_confusion", "ham10000_per_class", "ham10000_metadata_gain",
            "feature_groups", "cross_dataset_auc", "cross_dataset_per_diagnosis", "counterfactual_examples",
-           "counterfactual_effects"]
+           "counterfactual_effects", "ham10000_examples_per_diagnosis", "seed_study", "cross_dataset_roc",
+           "threshold_sweep"]
 MODELS = ["mlp", "small_cnn", "vgg16_random_init", "lite0_imagenet", "lite0_random_init", "lite0_both",
           "lite0_artefact_aug"]
 SEVEN_CLASS = ["lite0_7class", "lite0_7class_metadata", "metadata_logistic_regression"]

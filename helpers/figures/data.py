@@ -24,7 +24,7 @@ def image_grid(images: np.ndarray, titles: Sequence[str] | None = None, ncols: i
         if i < n:
             ax.imshow(images[i])
             if titles is not None:
-                ax.set_title(titles[i], fontsize=7)
+                ax.set_title(titles[i], fontsize=9)
     if suptitle:
         fig.suptitle(suptitle)
     return fig
@@ -38,7 +38,7 @@ def plot_pairs(pairs: Sequence[tuple[str, str]], captions: Sequence[str], size: 
         for row, path in enumerate((a, b)):
             axes[row, i].imshow(load_image(path, size))
             axes[row, i].set_title(path.rsplit("/", 2)[-2] + "/" + path.rsplit("/", 1)[-1] if row == 0
-                                   else cap, fontsize=7)
+                                   else cap, fontsize=9)
     for ax in axes.flat:
         ax.axis("off")
     return fig
@@ -93,7 +93,7 @@ def plot_metadata(table: pd.DataFrame, by: str = "label"):
             share = pd.crosstab(normalise_category(table[col]), groups, normalize="columns").reindex(columns=order)
             image = ax.imshow(share.to_numpy(), cmap="Blues", aspect="auto", vmin=0, vmax=1)
             ax.set_xticks(range(len(order)), order, rotation=45 if len(order) > 2 else 0)
-            ax.set_yticks(range(len(share)), share.index, fontsize=8)
+            ax.set_yticks(range(len(share)), share.index, fontsize=9)
             fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=f"share of the {'class' if by == 'label' else 'diagnosis'}")
         ax.set_title(titles[col])
     return fig

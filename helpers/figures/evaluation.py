@@ -1,5 +1,6 @@
-"""Evaluation figures: ROC, precision-recall, confusion matrices, reliability
-diagrams, per-class bars, and the paired-bootstrap distribution of a gain."""
+"""Evaluation figures: ROC (one test set, or one panel per test set), precision-recall,
+confusion matrices, reliability diagrams, sensitivity and specificity against the
+threshold, per-class bars, the seed study, and the paired-bootstrap distribution of a gain."""
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
@@ -11,6 +12,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 from ..data.labels import CLASS_NAMES, DX_CLASSES
 from ..evaluation.binary import apply_temperature, calibration_metrics
 from ..evaluation.reader_studies import DERMATOLOGIST_POINTS
+from .style import model_colour
 
 
 _READER_MARKERS = ("s", "D", "^", "v", "P", "X")
@@ -27,14 +29,19 @@ def plot_roc(curves: Mapping[str, tuple], operating_points: Mapping[str, tuple] 
     distinct black markers, labelled as coming from different images.
     """
     fig, ax = plt.subplots(figsize=(6.5, 6))
-    colours = {}
-    for i, (name, (y, p)) in enumerate(curves.items()):
+    _draw_roc(ax, curves, operating_points, show_dermatologists, title)
+    return fig
+
+
+def _draw_roc(ax, curves, operating_points, show_dermatologists: bool, title: str, point_labels: bool = True) -> None:
+    for name, (y, p) in curves.items():
         fpr, tpr, _ = roc_curve(y, p)
-        (line,) = ax.plot(fpr, tpr, color=f"C{i}", lw=1.8, label=f"{name} (AUC {roc_auc_score(y, p):.3f})")
-        colours[name] = line.get_color()
-    for i, (name, (sens, spec)) in enumerate((operating_points or {}).items()):
-        ax.plot(1 - spec, sens, "o", ms=9, mec="black", color=colours.get(name, f"C{len(curves) + i}"),
-                label=f"{name} operating point (sens {sens:.2f}, spec {spec:.2f})")
+        ax.plot(fpr, tpr, color=model_colour(name), lw=1.8, label=f"{name} (AUC {roc_auc_score(y, p):.3f})")
+    for name, (sens, spec) in (operating_points or {}).items():
+        ax.plot(1 - spec, sens, "o", ms=9, mec="black", color=model_colour(name),
+                label=f"{name} operating point (sens {sens:.2f}, spec {spec:.2f})" if point_labels else "_nolegend_")
+    if operating_points and not point_labels:  # one legend entry for all of them
+        ax.plot([], [], "o", ms=9, mec="black", color="white", label="operating point (threshold from validation)")
     if show_dermatologists:
         for marker, point in zip(_READER_MARKERS, DERMATOLOGIST_POINTS):
             ax.plot(1 - point["specificity"], point["sensitivity"], marker, ms=8, color="black",
@@ -43,7 +50,61 @@ def plot_roc(curves: Mapping[str, tuple], operating_points: Mapping[str, tuple] 
     ax.plot([0, 1], [0, 1], ":", color="grey", lw=1, label="chance")
     ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), xlabel="1 - specificity (false positive rate)",
            ylabel="sensitivity (true positive rate)", title=title, aspect="equal")
-    ax.legend(loc="lower right", fontsize=7)
+    ax.legend(loc="lower right", fontsize=9)
+
+
+def plot_roc_panels(panels: Mapping[str, tuple[Mapping[str, tuple], Mapping[str, tuple]]]):
+    """One ROC panel per test set, every model on it with its operating point (a dot
+    in the model's colour; its sensitivity and specificity are in the tables).
+
+    ``panels``: title (e.g. "HAM10000 test split (n = 1186)") -> (curves, operating
+    points) as for ``plot_roc``. No reader-study points: those were other tasks
+    on other images.
+    """
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(7.2 * max(1, len(panels)), 7.4), squeeze=False)
+    for ax, (title, (curves, points)) in zip(axes[0], panels.items()):
+        _draw_roc(ax, curves, points, False, title, point_labels=False)
+    return fig
+
+
+def plot_threshold_sweep(panels: Mapping[str, tuple], threshold: float, model_name: str):
+    """Sensitivity and specificity against the threshold, one panel per test set,
+    with the threshold chosen on validation (dashed): how far a small shift of the
+    threshold moves each. ``panels``: title -> (y, p)."""
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(6 * max(1, len(panels)), 4.4), squeeze=False,
+                             sharey=True)
+    grid = np.linspace(0, 1, 201)
+    for ax, (title, (y, p)) in zip(axes[0], panels.items()):
+        y, p = np.asarray(y).astype(bool), np.asarray(p, dtype=float)
+        sens = [(p[y] >= t).mean() for t in grid]
+        spec = [(p[~y] < t).mean() for t in grid]
+        ax.plot(grid, sens, color="C3", lw=1.8, label=f"sensitivity (n = {int(y.sum())} malignant)")
+        ax.plot(grid, spec, color="C0", lw=1.8, label=f"specificity (n = {int((~y).sum())} benign)")
+        ax.axvline(threshold, color="black", ls="--", lw=1, label=f"chosen on validation: {threshold:.3f}")
+        ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="threshold on P(malignant)", title=title)
+        ax.legend(loc="lower center", fontsize=9)
+    axes[0, 0].set_ylabel("share of the class called correctly")
+    fig.suptitle(f"{model_name}: sensitivity and specificity against the threshold (test splits)")
+    return fig
+
+
+def plot_seed_study(test_auc_by_seed: Sequence[float], seeds: Sequence[int], bootstrap_ci95: Sequence[float],
+                    model_name: str):
+    """Test AUC of each training seed beside the first run's bootstrap 95% CI: the
+    spread a retraining gives against the spread that the choice of test images gives."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    lo, hi = bootstrap_ci95
+    ax.axhspan(lo, hi, color="0.85", label=f"bootstrap 95% CI of seed {seeds[0]} (test images resampled)")
+    ax.plot(range(len(seeds)), test_auc_by_seed, "o", ms=9, color=model_colour(model_name),
+            label=f"{model_name}: test AUC per seed")
+    ax.axhline(float(np.mean(test_auc_by_seed)), color=model_colour(model_name), ls="--", lw=1,
+               label=f"mean over {len(seeds)} seeds: {np.mean(test_auc_by_seed):.3f}")
+    ax.set_xticks(range(len(seeds)), [str(s) for s in seeds])
+    span = max(hi, max(test_auc_by_seed)) - min(lo, min(test_auc_by_seed))
+    ax.set(xlabel="training seed", ylabel="test ROC AUC", xlim=(-0.6, len(seeds) - 0.4),
+           ylim=(min(lo, min(test_auc_by_seed)) - 0.4 * span - 0.005, max(hi, max(test_auc_by_seed)) + 0.15 * span
+                 + 0.005), title="Same recipe and split, other seeds")
+    ax.legend(loc="lower center", fontsize=9)
     return fig
 
 
@@ -54,16 +115,16 @@ def plot_pr(curves: Mapping[str, tuple], title: str = "Precision-recall curve (t
     """
     fig, ax = plt.subplots(figsize=(6.5, 5))
     prevalences = set()
-    for i, (name, (y, p)) in enumerate(curves.items()):
+    for name, (y, p) in curves.items():
         precision, recall, _ = precision_recall_curve(y, p)
-        ax.step(recall, precision, where="post", color=f"C{i}", lw=1.8,
+        ax.step(recall, precision, where="post", color=model_colour(name), lw=1.8,
                 label=f"{name} (AP {average_precision_score(y, p):.3f})")
         prevalences.add(round(float(np.mean(y)), 6))
     for prev in sorted(prevalences):
         ax.axhline(prev, ls="--", color="grey", lw=1, label=f"random (prevalence {prev:.2f})")
     ax.set(xlim=(0, 1.01), ylim=(0, 1.01), xlabel="recall (sensitivity)",
            ylabel="precision (PPV)", title=title)
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="lower left", fontsize=9)
     return fig
 
 
@@ -90,7 +151,7 @@ def _heatmap(ax, values: np.ndarray, labels: np.ndarray, class_names: Sequence[s
     top = vmax if vmax is not None else (values.max() or 1)
     for i in range(k):
         for j in range(k):
-            ax.text(j, i, labels[i, j], ha="center", va="center", fontsize=8 if k > 4 else 11,
+            ax.text(j, i, labels[i, j], ha="center", va="center", fontsize=9 if k > 4 else 11,
                     color="white" if values[i, j] > 0.6 * top else "black")
     rotation = 45 if k > 4 else 0
     ax.set_xticks(range(k), class_names, rotation=rotation, ha="right" if rotation else "center")
@@ -141,8 +202,9 @@ def plot_multiclass_confusion(confusion, class_names: Sequence[str], title: str 
 def plot_reliability(y, p, p_after=None, n_bins: int = 10, title: str = "Reliability (test set)"):
     """Reliability diagram (top) and histogram of predictions (bottom): two axes.
 
-    Points are drawn for non-empty bins only; ECE is given in the title, before
-    and, with ``p_after`` (e.g. temperature-scaled), after recalibration.
+    Points are drawn for non-empty bins only, each with its number of images
+    (a bin of 3 images says little); ECE is given in the title, before and, with
+    ``p_after`` (e.g. temperature-scaled), after recalibration.
     """
     fig, (ax, ax_hist) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True,
                                       gridspec_kw={"height_ratios": [3, 1]})
@@ -154,11 +216,14 @@ def plot_reliability(y, p, p_after=None, n_bins: int = 10, title: str = "Reliabi
         cal = calibration_metrics(y, probs, n_bins)
         filled = [b for b in cal["bins"] if b["count"]]
         ax.plot([b["mean_pred"] for b in filled], [b["frac_pos"] for b in filled], "o-", color=f"C{i}",
-                label=f"{name} (ECE {cal['ece']:.3f}, Brier {cal['brier']:.3f})")
+                label=f"{name} (ECE {cal['ece']:.3f}, Brier {cal['brier']:.3f}; n per bin)")
+        for b in filled:  # before above its point, after below, so the two series' counts do not collide
+            ax.annotate(str(b["count"]), (b["mean_pred"], b["frac_pos"]), textcoords="offset points",
+                        xytext=(0, 6 if i == 0 else -12), ha="center", fontsize=9, color=f"C{i}")
         ax_hist.hist(np.asarray(probs, dtype=float), bins=edges, color=f"C{i}", alpha=0.5, label=name)
         eces.append(f"{name} {cal['ece']:.3f}")
     ax.set(xlim=(0, 1), ylim=(0, 1), ylabel="fraction malignant", title=f"{title}\nECE " + ", ".join(eces))
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper left", fontsize=9)
     ax_hist.set(xlabel="predicted probability of malignant", ylabel="images")
     return fig
 
@@ -193,11 +258,11 @@ def plot_per_class(records: Mapping[str, Mapping[str, Any]], split: str = "test"
         for i, (name, rec) in enumerate(records.items()):
             per = rec[split]["per_class"]
             values = [per[c][metric] if per[c][metric] is not None else np.nan for c in DX_CLASSES]
-            ax.bar(x + (i - (len(records) - 1) / 2) * width, values, width, label=name, color=f"C{i}")
+            ax.bar(x + (i - (len(records) - 1) / 2) * width, values, width, label=name, color=model_colour(name))
         ax.set_xticks(x, [f"{c}\n(n={records[next(iter(records))][split]['per_class'][c]['support']})"
-                          for c in DX_CLASSES], fontsize=8)
+                          for c in DX_CLASSES], fontsize=9)
         ax.set(title=metric, ylim=(0, 1))
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=9)
     fig.suptitle(f"Per-diagnosis results ({split} set)")
     return fig
 
@@ -215,7 +280,7 @@ def plot_metadata_gain(gain: Mapping[str, Any], rec_image: Mapping[str, Any], re
         ax_d.axvline(v, color="C3", ls="--", lw=1)
     ax_d.set(xlabel="balanced accuracy: with metadata minus without", ylabel="bootstrap resamples",
              title=f"paired bootstrap, 95% CI {gain['ci95'][0]:+.3f} to {gain['ci95'][1]:+.3f}")
-    ax_d.legend(fontsize=8)
+    ax_d.legend(fontsize=9)
     change = [rec_fused[split]["per_class"][c]["recall"] - rec_image[split]["per_class"][c]["recall"]
               for c in DX_CLASSES]
     ax_c.bar(DX_CLASSES, change, color=["C2" if v >= 0 else "C3" for v in change])
@@ -237,11 +302,11 @@ def plot_auc_by_dataset(by_model: Mapping[str, Mapping[str, Mapping[str, Any]]])
                 continue
             lo, hi = t.get("auc_ci95") or (t["auc"], t["auc"])
             x = k + (m - (len(by_model) - 1) / 2) * width
-            ax.bar(x, t["auc"], width * 0.9, color=f"C{m}", label=name if k == 0 else None)
+            ax.bar(x, t["auc"], width * 0.9, color=model_colour(name), label=name if k == 0 else None)
             ax.errorbar(x, t["auc"], yerr=[[t["auc"] - lo], [hi - t["auc"]]], color="black", capsize=3)
     ax.set_xticks(range(len(datasets)), [f"{d}\ntest split" for d in datasets])
     ax.set(ylim=(0.5, 1.0), ylabel="ROC AUC (95% bootstrap CI)", title="Each model on each archive's test split")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=9, loc="lower right")
     return fig
 
 
@@ -256,13 +321,13 @@ def plot_per_diagnosis(rates):
     for m, model in enumerate(models):
         part = rates[rates["model"] == model].set_index("diagnosis").reindex(order)
         x = np.arange(len(order)) + (m - (len(models) - 1) / 2) * width
-        ax.bar(x, part["rate"], width * 0.9, color=f"C{m}", label=model)
+        ax.bar(x, part["rate"], width * 0.9, color=model_colour(model), label=model)
         ax.errorbar(x, part["rate"], yerr=[part["rate"] - part["95% CI low"], part["95% CI high"] - part["rate"]],
                     fmt="none", color="black", capsize=2, lw=0.8)
     n = rates.groupby("diagnosis")["n"].first()
     malignant = rates.groupby("diagnosis")["malignant"].first()
     ax.set_xticks(range(len(order)), [f"{d}\n{'sensitivity' if malignant[d] else 'false alarms'}\n(n={n[d]})"
-                                      for d in order], fontsize=8)
+                                      for d in order], fontsize=9)
     ax.set(ylim=(0, 1), ylabel="share called malignant", title="Per diagnosis, at each model's threshold")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     return fig

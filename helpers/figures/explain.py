@@ -17,6 +17,7 @@ from ..explain.counterfactual import paste
 from ..explain.focus import list_errors
 from ..explain.gradcam import grad_cam
 from ..explain.lime import Explained
+from .style import model_colour
 
 
 def plot_explanations(explained: list[Explained], threshold: float, model: keras.Model | None = None,
@@ -31,17 +32,27 @@ def plot_explanations(explained: list[Explained], threshold: float, model: keras
         pred = CLASS_NAMES[int(e.p_malignant >= threshold)]
         row[0].imshow(e.image)
         row[0].set_title(f"{name}\ntrue {CLASS_NAMES[e.label]}, P(malignant)={e.p_malignant:.2f}\n"
-                         f"predicted {pred} | {e.reason}", fontsize=7)
+                         f"predicted {pred} | {e.reason}", fontsize=9)
         for ax, cls in zip(row[1:3], (0, 1)):
             ax.imshow(mark_boundaries(e.image, e.mask(cls, num_features).astype(int), color=(0, 1, 0)))
-            ax.set_title(f"LIME: towards {CLASS_NAMES[cls]}", fontsize=8)
+            ax.set_title(f"LIME: towards {CLASS_NAMES[cls]}", fontsize=9)
         if model is not None:
             row[3].imshow(e.image)
             row[3].imshow(grad_cam(model, e.image, cls=1), cmap="jet", alpha=0.4)
-            row[3].set_title("Grad-CAM: malignant", fontsize=8)
+            row[3].set_title("Grad-CAM: malignant", fontsize=9)
         for ax in row:
             ax.axis("off")
+    if model is not None:
+        _cam_colour_bar(fig, axes[:, 3])
     return fig
+
+
+def _cam_colour_bar(fig, axes) -> None:
+    """One colour bar for the Grad-CAM panels: each map is scaled to [0, 1] per image,
+    so the colours say where, within one image, the model's evidence is strongest."""
+    bar = fig.colorbar(plt.cm.ScalarMappable(plt.Normalize(0, 1), "jet"), ax=list(axes), fraction=0.03,
+                       pad=0.02, alpha=0.45)
+    bar.set_label("Grad-CAM weight (per image, 0-1)", fontsize=9)
 
 
 def _short(path: str) -> str:
@@ -60,40 +71,41 @@ def plot_lime_gradcam(explained: list[Explained], model: keras.Model, threshold:
         pred = int(e.p_malignant >= threshold)
         row[0].imshow(e.image)
         row[0].set_title(f"{_short(e.path)}\ntrue {CLASS_NAMES[e.label]}, P(malignant) {e.p_malignant:.2f}\n"
-                         f"{e.reason}", fontsize=7)
+                         f"{e.reason}", fontsize=9)
         for ax, cls, which in ((row[1], pred, "predicted"), (row[2], 1 - pred, "other")):
             ax.imshow(mark_boundaries(e.image, e.mask(cls, num_features).astype(int), color=(0, 1, 0)))
-            ax.set_title(f"LIME, {which} class: {CLASS_NAMES[cls]}", fontsize=7)
+            ax.set_title(f"LIME, {which} class: {CLASS_NAMES[cls]}", fontsize=9)
         for ax, cls, which in ((row[3], pred, "predicted"), (row[4], 1 - pred, "other")):
             cam = cams[k][cls] if cams is not None else grad_cam(model, e.image, cls)
             ax.imshow(e.image)
             ax.imshow(cam, cmap="jet", alpha=0.45, vmin=0, vmax=1)
-            ax.set_title(f"Grad-CAM, {which} class: {CLASS_NAMES[cls]}", fontsize=7)
+            ax.set_title(f"Grad-CAM, {which} class: {CLASS_NAMES[cls]}", fontsize=9)
         for ax in row:
             ax.axis("off")
+    _cam_colour_bar(fig, axes[:, 3:].ravel())
     fig.suptitle(f"{model_name}: LIME (green outlines: {num_features} strongest superpixels) and Grad-CAM, "
                  f"threshold {threshold:.2f} chosen on validation", fontsize=9)
     return fig
 
 
-def contact_sheet(images: np.ndarray, titles: list[str], ncols: int = 12, size: float = 1.05,
+def contact_sheet(images: np.ndarray, titles: list[str], ncols: int = 8, size: float = 1.6,
                   suptitle: str | None = None):
     """Small images in a grid with a short title each; returns the Figure."""
     n = len(images)
     nrows = max(1, int(np.ceil(n / ncols)))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.3)), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.45)), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
             ax.imshow(images[i])
-            ax.set_title(titles[i], fontsize=5)
+            ax.set_title(titles[i], fontsize=9)
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
     return fig
 
 
 def error_contact_sheet(table: pd.DataFrame, images: np.ndarray, p: np.ndarray, threshold: float,
-                        model_name: str, ncols: int = 12):
+                        model_name: str, ncols: int = 8):
     """Every test error as a contact sheet: missed malignant lesions first, then
     false alarms, each by how far P(malignant) is from the threshold."""
     wrong = list_errors(table, p, threshold)
@@ -148,7 +160,7 @@ def plot_examples(images: np.ndarray, paths: Sequence[str], found: Scan, per_art
                   "removed" if artefact not in ("vignette", "letterbox") else "borders masked")
         for ax, im, title in zip(row, panels, titles):
             ax.imshow(im)
-            ax.set_title(title, fontsize=8)
+            ax.set_title(title, fontsize=9)
     for ax in axes.flat:
         ax.axis("off")
     return fig
@@ -170,27 +182,27 @@ def plot_effects(table: pd.DataFrame):
         for k, (col, ci, label, marker) in enumerate((("auc_with", "auc_with_ci95", "with", "o"),
                                                       ("auc_without", "auc_without_ci95", "without", "s"))):
             xs = base + (2 * m + k - len(models) + 0.5) * width
-            face = "white" if k else f"C{m}"
+            face = "white" if k else model_colour(model)
             for x, value, (lo, hi) in zip(xs, part[col], part[ci]):
                 if value is None or pd.isna(value):
                     continue
-                ax1.errorbar(x, value, yerr=[[value - lo], [hi - value]], fmt=marker, color=f"C{m}", mfc=face,
+                ax1.errorbar(x, value, yerr=[[value - lo], [hi - value]], fmt=marker, color=model_colour(model), mfc=face,
                              capsize=2)
-            ax1.plot([], [], marker, color=f"C{m}", mfc=face, label=f"{model}: {label}")
+            ax1.plot([], [], marker, color=model_colour(model), mfc=face, label=f"{model}: {label}")
         xs = base + (m - (len(models) - 1) / 2) * 2 * width
-        ax2.bar(xs, part["mean_abs_dp"].astype(float).fillna(0), 2 * width * 0.9, color=f"C{m}", alpha=0.8,
+        ax2.bar(xs, part["mean_abs_dp"].astype(float).fillna(0), 2 * width * 0.9, color=model_colour(model), alpha=0.8,
                 label=model)
         ctrl = part["control_mean_abs_dp"].astype(float)
         ax2.plot(xs[ctrl.notna()], ctrl[ctrl.notna()], "k_", markersize=14, mew=2)
         for cls, hatch, off in (("malignant", "", -0.5), ("benign", "//", 0.5)):
             xs = base + (2 * m + off - len(models) + 0.5) * width
-            ax3.bar(xs, part[f"mean_dp_{cls}"].astype(float).fillna(0), width, color=f"C{m}", hatch=hatch,
+            ax3.bar(xs, part[f"mean_dp_{cls}"].astype(float).fillna(0), width, color=model_colour(model), hatch=hatch,
                     alpha=0.8, label=f"{model}: true {cls}", edgecolor="black", linewidth=0.4)
     ax2.plot([], [], "k_", markersize=14, mew=2, label="control: filling as many pixels elsewhere")
     n_with = table.groupby("artefact", sort=False)["n_with"].first()
     for ax in (ax1, ax2, ax3):
         ax.set_xticks(range(len(artefacts_)), [f"{a}\n(n={n_with[a]})" for a in artefacts_])
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=9)
     ax1.set_ylabel("test ROC AUC")
     ax1.set_title("AUC with / without the artefact", fontsize=10)
     ax2.set_ylabel("mean |change| of P(malignant)")
@@ -206,11 +218,11 @@ def plot_pasted(image: np.ndarray, stickers: Mapping[str, Sequence]):
     shown = [(a, pool[0]) for a, pool in stickers.items() if pool]
     fig, axes = plt.subplots(1, 1 + len(shown), figsize=(2.6 * (1 + len(shown)), 2.9), squeeze=False)
     axes[0, 0].imshow(image)
-    axes[0, 0].set_title("benign test image", fontsize=8)
+    axes[0, 0].set_title("benign test image", fontsize=9)
     for ax, (artefact, sticker) in zip(axes[0, 1:], shown):
         ax.imshow(paste(image, sticker))
         origin = sticker.source if artefact == "letterbox" else f"cut from {_short(sticker.source)}"
-        ax.set_title(f"+ {artefact}\n({origin})", fontsize=8)
+        ax.set_title(f"+ {artefact}\n({origin})", fontsize=9)
     for ax in axes.flat:
         ax.axis("off")
     return fig
@@ -230,14 +242,14 @@ def plot_paste_effects(table: pd.DataFrame, small_change: float = 0.02, few_flip
             values = part[col].astype(float).to_numpy()
             lo = np.array([c[0] if isinstance(c, list) else np.nan for c in part[ci]], float)
             hi = np.array([c[1] if isinstance(c, list) else np.nan for c in part[ci]], float)
-            ax.bar(xs, values, width * 0.9, color=f"C{m}", alpha=0.8, label=model)
+            ax.bar(xs, values, width * 0.9, color=model_colour(model), alpha=0.8, label=model)
             # clipped: a constant change has an interval equal to it, give or take rounding
             ax.errorbar(xs, values, yerr=np.clip([values - lo, hi - values], 0, None), fmt="none", ecolor="black",
                         capsize=2)
     n = table.groupby("artefact", sort=False)["n"].first()
     for ax in (ax1, ax2):
         ax.set_xticks(range(len(artefacts_)), [f"{a}\n(n={n[a]})" for a in artefacts_])
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=9)
     for y in (-small_change, small_change):
         ax1.axhline(y, color="grey", ls="--", lw=0.8)
     ax1.axhline(0, color="black", lw=0.6)

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from helpers.evaluation import binary as ev
 from helpers.evaluation import reader_studies
 from helpers.figures import evaluation as evf
+from helpers.figures import style
 
 
 @pytest.fixture
@@ -25,8 +26,10 @@ def figure_check():
     def check(fig):
         assert isinstance(fig, Figure)
         made.append(fig)
-        fig.tight_layout()  # what helpers.figures.save_fig does; must not warn
+        if fig.get_layout_engine() is None:  # what helpers.figures.save_fig does; must not warn
+            fig.tight_layout()
         fig.savefig(io.BytesIO(), format="png", dpi=40)
+        assert not style.small_texts(fig), style.small_texts(fig)  # readable at the saved size
         return fig
 
     yield check
@@ -112,3 +115,63 @@ def test_plot_reliability(figure_check):
     assert len(ax2.lines) == 3
     assert "after" in ax2.get_title()
     assert len(hist2.patches) == 20  # 10 bins x 2 histograms
+
+
+def test_a_model_keeps_its_colour_in_every_figure(figure_check):
+    y, p = _data()
+    roc = figure_check(evf.plot_roc({"small_cnn": (y, p), "lite0_both": (y, p**2)},
+                                    operating_points={"lite0_both": (0.9, 0.5)}, show_dermatologists=False))
+    pr = figure_check(evf.plot_pr({"lite0_both": (y, p**2), "small_cnn": (y, p)}))  # other order
+    colour = matplotlib.colors.to_hex
+    for fig in (roc, pr):
+        lines = {line.get_label().split(" (")[0]: colour(line.get_color()) for line in fig.axes[0].lines}
+        assert lines["lite0_both"] == style.MODEL_COLOURS["lite0_both"].lower()
+        assert lines["small_cnn"] == style.MODEL_COLOURS["small_cnn"].lower()
+    op = next(line for line in roc.axes[0].lines if "operating point" in line.get_label())
+    assert colour(op.get_color()) == style.MODEL_COLOURS["lite0_both"].lower()
+    # a per-data-set label keeps the model's colour; an unknown name gets the same colour every time
+    assert style.model_colour("lite0_both (HAM10000)") == style.MODEL_COLOURS["lite0_both"]
+    assert style.model_colour("my_model") == style.model_colour("my_model") not in style.MODEL_COLOURS.values()
+
+
+def test_reliability_bins_show_their_counts(figure_check):
+    y, p = _data(400)
+    ax = figure_check(evf.plot_reliability(y, p)).axes[0]
+    bins = [b for b in ev.calibration_metrics(y, p)["bins"] if b["count"]]
+    assert [t.get_text() for t in ax.texts] == [str(b["count"]) for b in bins]
+    assert sum(int(t.get_text()) for t in ax.texts) == 400
+
+
+def test_roc_panels_one_per_test_set_with_operating_points(figure_check):
+    y, p = _data()
+    y2, p2 = _data(seed=3)
+    panels = {"isic-mvb test (n = 120)": ({"lite0_both": (y, p), "small_cnn": (y, p**3)},
+                                          {"lite0_both": (0.9, 0.6), "small_cnn": (0.8, 0.5)}),
+              "HAM10000 test (n = 120)": ({"lite0_both": (y2, p2)}, {"lite0_both": (0.85, 0.7)})}
+    fig = figure_check(evf.plot_roc_panels(panels))
+    assert [ax.get_title() for ax in fig.axes] == list(panels)
+    # curves, operating points, one legend entry for the points, chance
+    assert len(fig.axes[0].lines) == 2 + 2 + 1 + 1 and len(fig.axes[1].lines) == 1 + 1 + 1 + 1
+    assert len(fig.axes[0].get_legend().get_texts()) == 2 + 1 + 1
+    assert not any("reader study" in line.get_label() for ax in fig.axes for line in ax.lines)
+
+
+def test_threshold_sweep_matches_the_confusion_at_the_threshold(figure_check):
+    y, p = _data(300)
+    fig = figure_check(evf.plot_threshold_sweep({"test": (y, p)}, threshold=0.5, model_name="lite0_both"))
+    sens_line, spec_line = fig.axes[0].lines[:2]
+    at = int(np.flatnonzero(np.isclose(sens_line.get_xdata(), 0.5))[0])
+    m = ev.binary_metrics(y, p, 0.5)
+    assert sens_line.get_ydata()[at] == pytest.approx(m["sensitivity"])
+    assert spec_line.get_ydata()[at] == pytest.approx(m["specificity"])
+    assert np.all(np.diff(sens_line.get_ydata()) <= 0) and np.all(np.diff(spec_line.get_ydata()) >= 0)
+
+
+def test_seed_study_shows_each_seed_and_the_bootstrap_band(figure_check):
+    fig = figure_check(evf.plot_seed_study([0.91, 0.93, 0.92], [42, 43, 44], [0.89, 0.95], "lite0_imagenet"))
+    (ax,) = fig.axes
+    dots = next(line for line in ax.lines if line.get_marker() == "o")
+    assert list(dots.get_ydata()) == [0.91, 0.93, 0.92]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["42", "43", "44"]
+    (band,) = ax.patches
+    assert band.get_y() == pytest.approx(0.89) and band.get_y() + band.get_height() == pytest.approx(0.95)
