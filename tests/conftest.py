@@ -41,14 +41,18 @@ def out_dir(tmp_path, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _close_figures():
-    """Close every figure a test left open, after checking that its text is readable at
-    the saved size (issue 15: no font under helpers.figures.style.MIN_FONT_PT)."""
+    """Close every figure a test left open, after checking that it lays out as ``save_fig``
+    lays it out without a warning and that its text is readable at the saved size
+    (issue 15: no font under helpers.figures.style.MIN_FONT_PT)."""
     yield
     import matplotlib.pyplot as plt
 
     from helpers.figures import style
 
     try:
+        for num in plt.get_fignums():  # what save_fig does: a figure it would warn on fails here
+            if plt.figure(num).get_layout_engine() is None:
+                plt.figure(num).tight_layout()
         small = {num: style.small_texts(plt.figure(num)) for num in plt.get_fignums()}
         small = {num: found for num, found in small.items() if found}
         assert not small, f"text under {style.MIN_FONT_PT} pt in a figure: {small}"

@@ -86,8 +86,16 @@ def sandbox(tmp_path_factory, isic_mvb_dir):
     return repo
 
 
+def _user_env() -> dict[str, str]:
+    """This environment as a user's shell has it: none of the SKIN_* variables CI sets, and
+    none of make's own (under `make test`, MAKELEVEL would make a nested make print
+    "Entering directory" lines)."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith("SKIN_") and k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")}
+
+
 def run(command: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SKIN_")}
+    env = _user_env()
     env["PATH"] = f"{cwd / '.venv' / 'bin'}:{env['PATH']}"  # the environment active, as README asks
     env["PYTHONPATH"] = str(cwd)  # the kernels import the copy's helpers, as in a clone
     return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
@@ -139,14 +147,15 @@ def _same_as_make_serve(commands: set[str], cwd: Path) -> bool:
     (other,) = commands - {"make serve"}
     done = run("make -n serve", cwd)
     assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout.strip().splitlines()[-1].strip() == other
+    assert done.stdout.strip().splitlines()[-1].strip() == other, done.stdout
+    return True
 
 
 def _serves(command: str, cwd: Path, url: str = "http://127.0.0.1:7860/") -> bool:
     """Start a command that serves the page, wait until the page answers, stop it."""
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", 7860)) != 0, "port 7860 is taken: stop what serves there first"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SKIN_")}
+    env = _user_env()
     env["PATH"] = f"{cwd / '.venv' / 'bin'}:{env['PATH']}"
     env["PYTHONPATH"] = str(cwd)
     proc = subprocess.Popen(["bash", "-c", command], cwd=cwd, env=env, stdout=subprocess.DEVNULL,

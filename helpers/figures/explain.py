@@ -26,7 +26,7 @@ def plot_explanations(explained: list[Explained], threshold: float, model: keras
     LIME for benign and for malignant; Grad-CAM for malignant when ``model`` is given."""
     ncols = 4 if model is not None else 3
     fig, axes = plt.subplots(len(explained), ncols, figsize=(3.1 * ncols, 3.2 * len(explained)),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")  # room for the colour bar
     for row, e in zip(axes, explained):
         name = e.path.rsplit("/", 1)[-1]
         pred = CLASS_NAMES[int(e.p_malignant >= threshold)]
@@ -51,7 +51,7 @@ def _cam_colour_bar(fig, axes) -> None:
     """One colour bar for the Grad-CAM panels: each map is scaled to [0, 1] per image,
     so the colours say where, within one image, the model's evidence is strongest."""
     bar = fig.colorbar(plt.cm.ScalarMappable(plt.Normalize(0, 1), "jet"), ax=list(axes), fraction=0.03,
-                       pad=0.02, alpha=0.45)
+                       pad=0.02)
     bar.set_label("Grad-CAM weight (per image, 0-1)", fontsize=9)
 
 
@@ -66,7 +66,8 @@ def plot_lime_gradcam(explained: list[Explained], model: keras.Model, threshold:
     """One row per image: the test image (file, true label, P(malignant), the rule
     that chose it); LIME for the predicted and for the other class; Grad-CAM for
     the predicted and for the other class."""
-    fig, axes = plt.subplots(len(explained), 5, figsize=(13, 2.75 * len(explained)), squeeze=False)
+    fig, axes = plt.subplots(len(explained), 5, figsize=(13.5, 2.9 * len(explained)), squeeze=False,
+                             layout="constrained")  # room for the colour bar
     for k, (row, e) in enumerate(zip(axes, explained)):
         pred = int(e.p_malignant >= threshold)
         row[0].imshow(e.image)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import results, seeding
+from helpers import figures, results, seeding
 from helpers.data import images
 from helpers.explain import focus, gradcam, lime
 from helpers.figures import explain as figexplain
@@ -152,11 +152,16 @@ def test_error_list_and_contact_sheet():
     assert len(titled) == 4 and titled[0].startswith("FN 5.jpg") and titled[2].startswith("FP 1.jpg")
 
 
-def test_lime_gradcam_figure_and_lesion_focus(cnn, image):
+def test_lime_gradcam_figure_and_lesion_focus(cnn, image, tmp_path):
     e = lime.explain_lime(cnn, "/d/test/benign/1.jpg", image, 0, num_samples=60, seed=0, n_segments=16,
                              reason="nearest the threshold")
     fig = figexplain.plot_lime_gradcam([e, e], cnn, 0.5, "cnn", num_features=3)
-    assert len(fig.axes) >= 10  # 2 rows x 5 panels (+ colour layers)
+    assert len(fig.axes) == 10 + 1  # 2 rows x 5 panels and the Grad-CAM colour bar
+    assert "Grad-CAM weight" in fig.axes[-1].get_ylabel()
+    figures.save_fig("lime_gradcam", fig, images_dir=tmp_path)  # as a notebook saves it: no layout warning
+    fig = figexplain.plot_explanations([e], 0.5, model=cnn, num_features=3)
+    assert len(fig.axes) == 4 + 1
+    figures.save_fig("lime_explanations", fig, images_dir=tmp_path)
     lesion = np.zeros(image.shape[:2], bool)
     lesion[10:22, 10:22] = True
     on_lesion = focus.lesion_focus(e, np.ones(image.shape[:2]), lesion, threshold=0.5)
