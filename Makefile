@@ -25,8 +25,9 @@ setup-gpu:
 	.venv-gpu/bin/python -m pip install --disable-pip-version-check -q --no-deps -e .
 	.venv-gpu/bin/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python 3 ($(KERNEL), GPU)"
 
+# Two workers, whole files each (module fixtures run once): the chain on one, the rest on the other.
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 reproduce: setup
 	$(PY) -m helpers reproduce
