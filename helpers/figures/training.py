@@ -44,7 +44,7 @@ def training_curves(histories: Mapping[str, Any], metric: str = "auc",
                 ax.axvline(best_epochs[name], color=colour, ls=":", lw=1.2)
         finetuned = getattr(run, "finetune_epochs_run", 0)
         if finetuned:  # stage 2 (backbone unfrozen) starts after the head-only epochs
-            start = getattr(run, "epochs_run") - finetuned + 0.5
+            start = run.epochs_run - finetuned + 0.5
             for ax in axes:
                 ax.axvspan(start - 0.08, start + 0.08, color=colour, alpha=0.25, lw=0)
     for ax, key in zip(axes, ["loss", metric]):

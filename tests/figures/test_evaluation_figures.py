@@ -7,7 +7,6 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless; no window may open during tests
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -20,21 +19,15 @@ from helpers.figures import style
 
 @pytest.fixture
 def figure_check():
-    """Run the caller's save path (tight_layout + PNG) and close every figure afterwards."""
-    made = []
-
+    """Render the caller's figure as a PNG; the autouse fixture of conftest.py then lays it
+    out as save_fig does (a layout warning fails the test), checks that no text is under
+    9 pt and closes it."""
     def check(fig):
         assert isinstance(fig, Figure)
-        made.append(fig)
-        if fig.get_layout_engine() is None:  # what helpers.figures.save_fig does; must not warn
-            fig.tight_layout()
         fig.savefig(io.BytesIO(), format="png", dpi=40)
-        assert not style.small_texts(fig), style.small_texts(fig)  # readable at the saved size
         return fig
 
-    yield check
-    for fig in made:
-        plt.close(fig)
+    return check
 
 
 def _data(n=120, seed=0, shift=1.5):
