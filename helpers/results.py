@@ -61,6 +61,18 @@ def record_model(name: str, entry: dict[str, Any], path: str | os.PathLike | Non
     return results
 
 
+def record_partial_rerun(entry: dict[str, Any], path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Add a partial rerun (``reproduce --notebooks ...``) to ``run["partial_reruns"]``.
+
+    ``run``'s own keys stay those of the last whole-chain run: its commit, date and chain
+    time describe every result the partial rerun did not remake."""
+    p = results_path(path)
+    results = load_results(p)
+    results.setdefault("run", {}).setdefault("partial_reruns", []).append(entry)
+    write_json(p, results)
+    return results
+
+
 def run_info(quick: bool, *, full: bool = False, devices: str = "auto") -> dict[str, Any]:
     """Commit, date, package versions, machine and setting of this run."""
     try:

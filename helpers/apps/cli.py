@@ -153,8 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "data set from the ISIC Archive")
     rep.add_argument("--output-dir", help="write everything here instead of into the repository")
     rep.add_argument("--notebooks", nargs="*", metavar="N",
-                     help="only the notebooks whose names start with these (e.g. 3 4); one of: "
-                          + ", ".join(NOTEBOOKS))
+                     help="only the notebooks whose names start with these (e.g. 3 4), on the last run's "
+                          "saved models; recorded in results.json under run.partial_reruns, beside the whole "
+                          "run's commit and time; one of: " + ", ".join(NOTEBOOKS))
 
     dl = sub.add_parser("download", help="fetch a balanced benign/malignant set from the ISIC Archive",
                         description=DOWNLOAD_DESCRIPTION, epilog=DOWNLOAD_EPILOG,

@@ -407,16 +407,22 @@ def reproduce(*, quick: bool = False, data_dir: str | os.PathLike | None = None,
                 # A partial rerun (say notebook 3 alone) must find what earlier notebooks saved.
                 shutil.copytree(root / "saved_models", out.models, dirs_exist_ok=True)
             start = time.perf_counter()
-            results.update_results({"run": results.run_info(quick, full=full, devices=devices)}, out.results)
+            info = results.run_info(quick, full=full, devices=devices)
+            if whole_chain:
+                results.update_results({"run": info}, out.results)
             run_notebooks(work, notebooks=[nb for nb in notebooks if nb != MAIN_NOTEBOOK], parameters=params,
                           kernel_name=kernel, log=log, per_notebook=per_notebook)
             _export_best(out, str(data_root), log)
             _benchmark_page(out, str(data_root), quick, log)
             if MAIN_NOTEBOOK in notebooks:  # after the export, so it can show the deployment record
                 run_notebooks(work, notebooks=[MAIN_NOTEBOOK], parameters=params, kernel_name=kernel, log=log)
-            final = results.update_results(
-                {"run": {"chain_seconds": round(time.perf_counter() - start, 1), "chain_notebooks": notebooks}},
-                out.results)
+            seconds = round(time.perf_counter() - start, 1)
+            if whole_chain:
+                final = results.update_results({"run": {"chain_seconds": seconds, "chain_notebooks": notebooks}},
+                                               out.results)
+            else:  # the whole run's commit and chain time still describe the results not remade
+                final = results.record_partial_rerun({**info, "notebooks": notebooks, "seconds": seconds},
+                                                     out.results)
             # Replaced whole, so no stale key of an earlier run survives: where the time went (papermill's
             # time per cell) and the derived numbers the summary and the deck lead with.
             final["profile"] = progress.chain_profile(work / "notebooks", notebooks)
@@ -459,5 +465,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
     except ChainError as exc:
         print(f"[reproduce] FAILED: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"[reproduce] done in {final['run']['chain_seconds'] / 60:.1f} min")
+    run = final["run"]
+    seconds = run["chain_seconds"] if notebooks == list(NOTEBOOKS) else run["partial_reruns"][-1]["seconds"]
+    print(f"[reproduce] done in {seconds / 60:.1f} min")
     return EXIT_OK

@@ -330,10 +330,13 @@ def _plan(results: dict[str, Any], images_dir: Path) -> Iterator[tuple[str, dict
     yield "Limitations: what these numbers do not show", {"lines": limitations(results)}
     yield "What holds, and on which data", {"lines": _conclusion_lines(results)}
     run = results.get("run", {})
+    reruns = "".join(f" {', '.join(r['notebooks'])} rerun {r.get('date', 'n/a')}, commit {str(r.get('commit'))[:10]}."
+                     for r in run.get("partial_reruns", []))
     yield ("Next steps", {"lines": NEXT_STEPS, "note":
                           f"Made by the chain (python -m helpers reproduce) from results.json: run of "
                           f"{run.get('date', 'n/a')}, commit {str(run.get('commit'))[:10]}, "
-                          f"{run.get('machine', {}).get('cpu_cores', 'n/a')} CPU cores, quick={run.get('quick')}."})
+                          f"{run.get('machine', {}).get('cpu_cores', 'n/a')} CPU cores, quick={run.get('quick')}."
+                          + reruns})
 
 
 def build_presentation(results: dict[str, Any], images_dir: str | os.PathLike,

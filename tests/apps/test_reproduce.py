@@ -76,6 +76,18 @@ def _snapshot(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def test_partial_rerun_keeps_the_whole_runs_provenance(fake_repo, data_dir):
+    whole = {"commit": "a" * 40, "date": "2026-12-01T00:00:00+00:00", "chain_seconds": 7790.1,
+             "chain_notebooks": ["a.ipynb", "b.ipynb"]}
+    (fake_repo / "saved_models" / "results.json").write_text(json.dumps({"models": {}, "run": whole}))
+    reproduce.reproduce(notebooks=["a.ipynb"], data_dir=data_dir, log=lambda *_: None)
+    reproduce.reproduce(notebooks=["a.ipynb"], data_dir=data_dir, log=lambda *_: None)
+    run = json.loads((fake_repo / "saved_models" / "results.json").read_text())["run"]
+    assert {k: run[k] for k in whole} == whole  # the rest of the results still come from that run
+    assert [r["notebooks"] for r in run["partial_reruns"]] == [["a.ipynb"], ["a.ipynb"]]
+    assert "whole chain 129.8 min" in (fake_repo / "README.md").read_text()  # the whole run's time, not 2 s
+
+
 def test_failed_notebook_leaves_previous_run_in_place(fake_repo, data_dir):
     before = _snapshot(fake_repo / "saved_models")
     with pytest.raises(reproduce.ChainError, match=r"(?s)notebook b\.ipynb failed.*boom in b"):
@@ -91,7 +103,10 @@ def test_successful_run_is_promoted(fake_repo, data_dir):
     saved = json.loads((fake_repo / "saved_models" / "results.json").read_text())
     assert set(saved["models"]) == {"previous", "m"} and saved == final
     assert saved["timings"]["a.ipynb"] > 0
-    assert re.fullmatch(r"[0-9a-f]{40}", saved["run"]["commit"])  # the code that ran, from git
+    (rerun,) = saved["run"]["partial_reruns"]  # notebook a alone: a partial rerun
+    assert re.fullmatch(r"[0-9a-f]{40}", rerun["commit"])  # the code that ran, from git
+    assert rerun["notebooks"] == ["a.ipynb"] and rerun["seconds"] > 0
+    assert "commit" not in saved["run"]  # no whole run yet, and none is claimed
     assert (fake_repo / "images" / "fig.png").read_bytes() == b"png"
     assert (fake_repo / "Presentation.pdf").read_bytes().startswith(b"%PDF")
     executed = nbformat.read(fake_repo / "notebooks" / "a.ipynb", as_version=4)
@@ -135,9 +150,11 @@ results.update_results({"seen": {"size": image_size, "epochs": epochs, "devices"
     final = reproduce.reproduce(notebooks=["c.ipynb"], data_dir=data_dir, full=True, devices="mirrored",
                                 log=lambda *_: None)
     assert final["seen"] == {"size": 224, "epochs": 40, "devices": "mirrored"}
-    assert (final["run"]["full"], final["run"]["devices"], final["run"]["machine"]["gpus"]) == (True, "mirrored", [])
+    run = final["run"]["partial_reruns"][-1]  # notebook c alone: recorded as a partial rerun
+    assert (run["full"], run["devices"], run["machine"]["gpus"]) == (True, "mirrored", [])
     final = reproduce.reproduce(notebooks=["c.ipynb"], data_dir=data_dir, log=lambda *_: None)
-    assert final["seen"] == {"size": 64, "epochs": 40, "devices": "auto"} and final["run"]["full"] is False
+    assert final["seen"] == {"size": 64, "epochs": 40, "devices": "auto"}
+    assert final["run"]["partial_reruns"][-1]["full"] is False
     with pytest.raises(reproduce.UsageError, match="unknown --devices 'gpu'"):
         reproduce.reproduce(notebooks=["c.ipynb"], data_dir=data_dir, devices="gpu", log=lambda *_: None)
 
