@@ -117,14 +117,17 @@ def register(name: str, previous: list[float] | None, log: Callable[[str], None]
     return ENGINE_NAME
 
 
-def chain_profile(notebooks_dir, names, top: int = 12) -> dict:
+def chain_profile(notebooks_dirs, names, top: int = 12) -> dict:
     """Where a run's time went, read from papermill's time per cell in the executed
     notebooks (measured by the run, not estimated): the code-cell seconds of each
-    notebook and the ``top`` slowest cells of the whole chain with their section."""
+    notebook and the ``top`` slowest cells of the whole chain with their section.
+    ``notebooks_dirs``: a folder, or several where each notebook is taken from the first
+    that has it (a partial rerun's folder, then the repository's notebooks)."""
+    folders = [notebooks_dirs] if isinstance(notebooks_dirs, (str, Path)) else list(notebooks_dirs)
     cells, per_notebook = [], {}
     for name in names:
-        path = Path(notebooks_dir) / name
-        if not path.is_file():
+        path = next((Path(f) / name for f in folders if (Path(f) / name).is_file()), None)
+        if path is None:
             continue
         nb = nbformat.read(path, as_version=4)
         total = 0.0

@@ -425,7 +425,9 @@ def reproduce(*, quick: bool = False, data_dir: str | os.PathLike | None = None,
                                                      out.results)
             # Replaced whole, so no stale key of an earlier run survives: where the time went (papermill's
             # time per cell) and the derived numbers the summary and the deck lead with.
-            final["profile"] = progress.chain_profile(work / "notebooks", notebooks)
+            # A partial rerun's notebooks from this run, the others from the run they came from.
+            final["profile"] = (progress.chain_profile(work / "notebooks", notebooks) if whole_chain else
+                                progress.chain_profile([work / "notebooks", root / "notebooks"], NOTEBOOKS))
             final = {**final, "headline": headline_record(final)}
             write_json(out.results, final)
             build_presentation(final, out.images, work / "Presentation.pdf")

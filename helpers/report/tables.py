@@ -362,7 +362,9 @@ def readme_markdown(results: dict[str, Any]) -> str:
         cores = run.get("machine", {}).get("cpu_cores")
         parts.append(f"\nRun: commit `{(run.get('commit') or 'unknown')[:10]}`, {run.get('date')}, "
                      f"{cores} CPU cores, {_gpu_words(run)}, quick={run.get('quick')}"
-                     + (", full setting" if run.get("full") else "") + ".\n")
+                     + (", full setting" if run.get("full") else "") + "."
+                     + "".join(f" Rerun since: {', '.join(r['notebooks'])} at commit `{(r.get('commit') or 'unknown')[:10]}`"
+                               f", {r.get('date')}." for r in run.get("partial_reruns", [])) + "\n")
     return "".join(parts)
 
 

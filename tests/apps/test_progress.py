@@ -65,6 +65,11 @@ def test_chain_profile_reads_papermills_time_per_cell(tmp_path):
     assert profile["chain_code_cell_seconds"] == 125.0 and profile["n_code_cells"] == 5
     assert [(c["notebook"], c["cell"], c["section"], c["seconds"], c["share"]) for c in profile["slowest_cells"]] == [
         ("1_A.ipynb", 4, "2. Train", 60.0, 0.48), ("1_A.ipynb", 3, "2. Train", 30.0, 0.24)]
+    rerun = tmp_path / "rerun"  # a partial rerun of notebook 2: its cells from the rerun, notebook 1's from before
+    rerun.mkdir()
+    nbformat.write(_nb([0.0, 2.0, 0.0, 1.0, 1.0]), rerun / "2_B.ipynb")
+    both = progress.chain_profile([rerun, tmp_path], ["1_A.ipynb", "2_B.ipynb"], top=2)
+    assert both["code_cell_seconds"] == {"1_A.ipynb": 100.0, "2_B.ipynb": 4.0}
     line = profile_line({"profile": profile})
     assert 'notebook 1 "2. Train" 60 s (48%); notebook 1 "2. Train" 30 s (24%)' in line and "2.1 min" in line
     assert profile_line({}) == ""

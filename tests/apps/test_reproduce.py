@@ -85,7 +85,9 @@ def test_partial_rerun_keeps_the_whole_runs_provenance(fake_repo, data_dir):
     run = json.loads((fake_repo / "saved_models" / "results.json").read_text())["run"]
     assert {k: run[k] for k in whole} == whole  # the rest of the results still come from that run
     assert [r["notebooks"] for r in run["partial_reruns"]] == [["a.ipynb"], ["a.ipynb"]]
-    assert "whole chain 129.8 min" in (fake_repo / "README.md").read_text()  # the whole run's time, not 2 s
+    readme = (fake_repo / "README.md").read_text()
+    assert "whole chain 129.8 min" in readme  # the whole run's time, not 2 s
+    assert f"Run: commit `{'a' * 10}`" in readme and readme.count("Rerun since: a.ipynb at commit") == 2
 
 
 def test_failed_notebook_leaves_previous_run_in_place(fake_repo, data_dir):
