@@ -86,19 +86,20 @@ def sandbox(tmp_path_factory, isic_mvb_dir):
     return repo
 
 
-def _user_env() -> dict[str, str]:
-    """This environment as a user's shell has it: none of the SKIN_* variables CI sets, and
-    none of make's own (under `make test`, MAKELEVEL would make a nested make print
-    "Entering directory" lines)."""
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith("SKIN_") and k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")}
+def _user_env(cwd: Path) -> dict[str, str]:
+    """The environment of a user's shell in the copy ``cwd``: none of the SKIN_* variables CI
+    sets, none of make's own (under `make test`, MAKELEVEL would make a nested make print
+    "Entering directory" lines), and the project's environment active, as README asks."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("SKIN_") and k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")}
+    env["PATH"] = f"{cwd / '.venv' / 'bin'}:{env['PATH']}"
+    env["PYTHONPATH"] = str(cwd)  # the kernels import the copy's helpers, as in a clone
+    return env
 
 
 def run(command: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = _user_env()
-    env["PATH"] = f"{cwd / '.venv' / 'bin'}:{env['PATH']}"  # the environment active, as README asks
-    env["PYTHONPATH"] = str(cwd)  # the kernels import the copy's helpers, as in a clone
-    return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(["bash", "-c", command], cwd=cwd, env=_user_env(cwd), capture_output=True, text=True,
+                          timeout=600)
 
 
 def test_readme_lists_the_commands_we_expect():
@@ -114,7 +115,7 @@ def test_readme_commands_run_verbatim(sandbox):
     served = None
     for command in readme_commands():
         if command.endswith("serve") and served:  # one page start is enough: the other is the same command
-            assert _same_as_make_serve({command, served}, sandbox), (command, served)
+            _check_make_serve_runs({command, served}, sandbox)
             continue
         if command.endswith("serve"):  # serves until stopped: it must answer on 127.0.0.1
             assert _serves(command, sandbox)
@@ -141,24 +142,20 @@ def test_readme_commands_run_verbatim(sandbox):
             raise AssertionError(f"README command not covered by this test: {command}")
 
 
-def _same_as_make_serve(commands: set[str], cwd: Path) -> bool:
+def _check_make_serve_runs(commands: set[str], cwd: Path) -> None:
     """``make serve`` and the other README command that starts the page start the same
     thing: what make would run (``make -n``: printed, not run), set-up aside, is that command."""
     (other,) = commands - {"make serve"}
     done = run("make -n serve", cwd)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip().splitlines()[-1].strip() == other, done.stdout
-    return True
 
 
 def _serves(command: str, cwd: Path, url: str = "http://127.0.0.1:7860/") -> bool:
     """Start a command that serves the page, wait until the page answers, stop it."""
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", 7860)) != 0, "port 7860 is taken: stop what serves there first"
-    env = _user_env()
-    env["PATH"] = f"{cwd / '.venv' / 'bin'}:{env['PATH']}"
-    env["PYTHONPATH"] = str(cwd)
-    proc = subprocess.Popen(["bash", "-c", command], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(["bash", "-c", command], cwd=cwd, env=_user_env(cwd), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 180

@@ -467,7 +467,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
     except ChainError as exc:
         print(f"[reproduce] FAILED: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    run = final["run"]
-    seconds = run["chain_seconds"] if notebooks == list(NOTEBOOKS) else run["partial_reruns"][-1]["seconds"]
+    run = final["run"]  # a whole run starts a fresh results.json, so partial_reruns means this run was one
+    seconds = run["partial_reruns"][-1]["seconds"] if run.get("partial_reruns") else run["chain_seconds"]
     print(f"[reproduce] done in {seconds / 60:.1f} min")
     return EXIT_OK

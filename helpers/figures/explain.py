@@ -178,26 +178,25 @@ def plot_effects(table: pd.DataFrame):
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(16, 4.3))
     width = 0.8 / (2 * len(models))
     for m, model in enumerate(models):
+        colour = model_colour(model)
         part = table[table["model"] == model].set_index("artefact").reindex(artefacts_).reset_index()
         base = np.arange(len(part))
         for k, (col, ci, label, marker) in enumerate((("auc_with", "auc_with_ci95", "with", "o"),
                                                       ("auc_without", "auc_without_ci95", "without", "s"))):
             xs = base + (2 * m + k - len(models) + 0.5) * width
-            face = "white" if k else model_colour(model)
+            face = "white" if k else colour
             for x, value, (lo, hi) in zip(xs, part[col], part[ci]):
                 if value is None or pd.isna(value):
                     continue
-                ax1.errorbar(x, value, yerr=[[value - lo], [hi - value]], fmt=marker, color=model_colour(model), mfc=face,
-                             capsize=2)
-            ax1.plot([], [], marker, color=model_colour(model), mfc=face, label=f"{model}: {label}")
+                ax1.errorbar(x, value, yerr=[[value - lo], [hi - value]], fmt=marker, color=colour, mfc=face, capsize=2)
+            ax1.plot([], [], marker, color=colour, mfc=face, label=f"{model}: {label}")
         xs = base + (m - (len(models) - 1) / 2) * 2 * width
-        ax2.bar(xs, part["mean_abs_dp"].astype(float).fillna(0), 2 * width * 0.9, color=model_colour(model), alpha=0.8,
-                label=model)
+        ax2.bar(xs, part["mean_abs_dp"].astype(float).fillna(0), 2 * width * 0.9, color=colour, alpha=0.8, label=model)
         ctrl = part["control_mean_abs_dp"].astype(float)
         ax2.plot(xs[ctrl.notna()], ctrl[ctrl.notna()], "k_", markersize=14, mew=2)
         for cls, hatch, off in (("malignant", "", -0.5), ("benign", "//", 0.5)):
             xs = base + (2 * m + off - len(models) + 0.5) * width
-            ax3.bar(xs, part[f"mean_dp_{cls}"].astype(float).fillna(0), width, color=model_colour(model), hatch=hatch,
+            ax3.bar(xs, part[f"mean_dp_{cls}"].astype(float).fillna(0), width, color=colour, hatch=hatch,
                     alpha=0.8, label=f"{model}: true {cls}", edgecolor="black", linewidth=0.4)
     ax2.plot([], [], "k_", markersize=14, mew=2, label="control: filling as many pixels elsewhere")
     n_with = table.groupby("artefact", sort=False)["n_with"].first()
