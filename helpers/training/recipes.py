@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import results, seeding
 from ..config import OutputDirs, output_dirs
-from ..data.arrays import SplitArrays, load_split_arrays
+from ..data.arrays import DATA_ROOT, SplitArrays, load_split_arrays
 from ..evaluation.binary import binary_metrics
 from ..models.transfer import build_lite0_transfer, calibrate_batch_norm, lite0_unfreezer
 from ..explain.counterfactual import training_bank
@@ -66,9 +66,16 @@ def train_lite0(recipe: Lite0Recipe, arrays: SplitArrays, seed: int, *, pretrain
 def artefact_augmentation(arrays: SplitArrays, seed: int, *, n_scan: int = 800, per_half: int = 8,
                           sticker_rate: float = 0.3, letterbox_rate: float = 0.15) -> ArtefactAugmentation:
     """The ``"train"`` half of the sticker bank cut from ``n_scan`` training images
-    (``explain.counterfactual.training_bank``; notebook 4 tests with the other
-    half), at the arrays' image size, pasted by ``ArtefactAugmentation``."""
-    bank = training_bank(arrays.tables["train"], n_scan, per_half, seed)["train"]
+    of the binary data set (``explain.counterfactual.training_bank``; notebook 4
+    tests with the other half), at the arrays' image size, pasted by
+    ``ArtefactAugmentation``."""
+    train = arrays.tables["train"]
+    if "root" in train:
+        # Cut from the binary data set's training rows only, as notebook 4 cuts its bank: the same rows
+        # give the same two halves, so a model trained on both archives never meets, in notebook 4's
+        # test, a sticker it was trained with.
+        train = train[train["root"] == DATA_ROOT].reset_index(drop=True)
+    bank = training_bank(train, n_scan, per_half, seed)["train"]
     stickers = [s.at(arrays.image_size) for pool in bank.values() for s in pool]
     size = arrays.image_size
     pixels = np.stack([s.pixels for s in stickers]) if stickers else np.zeros((0, size, size, 3), np.uint8)
