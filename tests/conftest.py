@@ -50,7 +50,7 @@ def out_dir(tmp_path, monkeypatch):
 def _close_figures():
     """Close every figure a test left open, after checking that it lays out as ``save_fig``
     lays it out without a warning and that its text is readable at the saved size
-    (issue 15: no font under helpers.figures.style.MIN_FONT_PT)."""
+    (issue 15: no font under helpers.figures.style.MIN_FONT_PT) and that no legend hides a bar."""
     yield
     import matplotlib.pyplot as plt
 
@@ -63,6 +63,9 @@ def _close_figures():
         small = {num: style.small_texts(plt.figure(num)) for num in plt.get_fignums()}
         small = {num: found for num, found in small.items() if found}
         assert not small, f"text under {style.MIN_FONT_PT} pt in a figure: {small}"
+        hidden = {num: style.hidden_by_legend(plt.figure(num)) for num in plt.get_fignums()}
+        hidden = {num: found for num, found in hidden.items() if found}
+        assert not hidden, f"a legend hides data: {hidden}"
     finally:
         plt.close("all")
 

@@ -293,7 +293,7 @@ def plot_auc_by_dataset(by_model: Mapping[str, Mapping[str, Mapping[str, Any]]])
     """Test AUC with its 95% CI of every model (``{model: by_dataset}``) on every data
     set's test split, grouped by data set."""
     datasets = list(dict.fromkeys(d for by in by_model.values() for d in by))
-    fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(by_model) * len(datasets) / 2, 4.2))
+    fig, ax = plt.subplots(figsize=(3.6 + 1.2 * len(by_model) * len(datasets) / 2, 4.2))
     width = 0.8 / max(len(by_model), 1)
     for m, (name, by) in enumerate(by_model.items()):
         for k, dataset in enumerate(datasets):
@@ -306,7 +306,7 @@ def plot_auc_by_dataset(by_model: Mapping[str, Mapping[str, Mapping[str, Any]]])
             ax.errorbar(x, t["auc"], yerr=[[t["auc"] - lo], [hi - t["auc"]]], color="black", capsize=3)
     ax.set_xticks(range(len(datasets)), [f"{d}\ntest split" for d in datasets])
     ax.set(ylim=(0.5, 1.0), ylabel="ROC AUC (95% bootstrap CI)", title="Each model on each archive's test split")
-    ax.legend(fontsize=9, loc="lower right")
+    ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: no bar hidden
     return fig
 
 

@@ -65,3 +65,24 @@ def small_texts(fig, minimum: float = MIN_FONT_PT) -> list[tuple[str, float]]:
         if text.get_visible() and text.get_text().strip() and text.get_fontsize() < minimum - 1e-6:
             found.append((text.get_text(), float(text.get_fontsize())))
     return found
+
+
+def hidden_by_legend(fig) -> list[str]:
+    """Bars (and their error bars' tips) that a legend drawn inside the axes covers,
+    one line each: a legend must not hide data. Lines are not checked: a curve may
+    pass behind a legend's corner and still be read."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    found = []
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is None or not legend.get_visible():
+            continue
+        box = legend.get_window_extent(renderer)
+        for bar in ax.patches:
+            if not isinstance(bar, mpl.patches.Rectangle) or bar.get_height() == 0 or bar.get_width() == 0:
+                continue
+            if box.overlaps(bar.get_window_extent(renderer)):
+                found.append(f"{ax.get_title() or 'axes'}: bar at x={bar.get_x():.2f} "
+                             f"(label {bar.get_label()!r}) under the legend")
+    return found

@@ -212,9 +212,14 @@ def _shortcut_slide(results: dict[str, Any]) -> tuple[str, list[str]] | None:
         return None
     best = headline(results).get("best_model")
     shown = [r for r in rows if r["model"] in (best, "lite0_imagenet", "lite0_artefact_aug")] or rows
-    lines = [f"{r['model']}, pasted {r['artefact']}: P(malignant) {r['mean_dp']:+.3f} "
-             f"[{r['mean_dp_ci95'][0]:+.3f}, {r['mean_dp_ci95'][1]:+.3f}], {r['flip_rate']:.1%} of decisions "
-             f"flipped (n = {r['n']})." for r in shown]
+    lines = []  # one bullet per model, so the figure keeps room on the slide
+    for model in dict.fromkeys(r["model"] for r in shown):
+        mine = [r for r in shown if r["model"] == model]
+        lines.append(f"{model} (n = {mine[0]['n']} benign test images): " + "; ".join(
+            f"{r['artefact']} {r['mean_dp']:+.3f} [{r['mean_dp_ci95'][0]:+.3f}, {r['mean_dp_ci95'][1]:+.3f}], "
+            f"{r['flip_rate']:.1%} flipped" for r in mine) + ".")
+    lines.insert(0, "Mean change of P(malignant) when an artefact is pasted on (95% CI), and the share of "
+                    "decisions it flips:")
     for name, record in results.get("models", {}).items():
         if "mitigation" in record:
             lines.append(f"{name} was {'kept' if record['mitigation']['kept'] else 'not kept'}: "
@@ -304,16 +309,18 @@ def _plan(results: dict[str, Any], images_dir: Path) -> Iterator[tuple[str, dict
             note += (f" {h['seed_model']} over {h['seed_n']} seeds: test AUC mean {h['seed_mean']:.3f}, "
                      f"standard deviation {h['seed_sd']:.3f}.")
         yield _results_title(h), {"table": table, "note": note}
-        yield _operating_title(h), {"png": png("transfer_roc"), "note":
-                                    "Markers: operating points chosen on validation. Published reader-study "
-                                    "points come from other tasks (melanoma vs nevus) on other images: "
-                                    "orientation, not a contest."}
+        yield _operating_title(h), {"png": png("threshold_sweep"), "note":
+                                    f"Sensitivity and specificity of {h['best_model']} on each archive's test "
+                                    "split as the threshold moves; the dashed line is the threshold chosen on "
+                                    "validation, before any test image was scored."}
     prevalence = _prevalence_slide(results)
     if prevalence:
         yield prevalence[0], {"lines": prevalence[1], "png": png(f"{h['best_model']}_confusion")}
     other = _other_clinic_slide(results)
     if other:
-        yield other[0], {"lines": other[1], "png": png("cross_dataset_auc"), "text_pt": 15}
+        yield other[0], {"lines": other[1], "png": png("cross_dataset_roc"), "text_pt": 14,
+                         "note": "Every benign/malignant model of the series; markers: each model's threshold "
+                                 "chosen on validation."}
     if png("lime_explanations").exists():
         yield ("Heat maps show where evidence sits, not proof of what the model uses",
                {"png": png("lime_explanations"), "note": _explanation_note(results)})

@@ -168,3 +168,19 @@ def test_seed_study_shows_each_seed_and_the_bootstrap_band(figure_check):
     assert [t.get_text() for t in ax.get_xticklabels()] == ["42", "43", "44"]
     (band,) = ax.patches
     assert band.get_y() == pytest.approx(0.89) and band.get_y() + band.get_height() == pytest.approx(0.95)
+
+
+def test_auc_by_dataset_legend_hides_no_bar(figure_check):
+    # eight models, AUCs as high as the real run's on both archives: the bars reach the
+    # lower right corner, where the legend used to sit
+    names = ["mlp", "small_cnn", "vgg16_random_init", "lite0_imagenet", "lite0_random_init", "lite0_both",
+             "lite0_artefact_aug", "lite0_7class (malignant)"]
+    aucs = [0.78, 0.86, 0.73, 0.87, 0.75, 0.92, 0.87, 0.92]
+    by_model = {n: {d: {"test": {"auc": a - k * 0.05, "auc_ci95": [a - k * 0.05 - 0.02, a - k * 0.05 + 0.02]}}
+                    for k, d in enumerate(["isic-mvb", "ham10000"])} for n, a in zip(names, aucs)}
+    fig = evf.plot_auc_by_dataset(by_model)
+    figure_check(fig)
+    fig.tight_layout()
+    assert style.hidden_by_legend(fig) == []
+    legend = fig.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == names  # every model named once
