@@ -116,3 +116,82 @@ def per_diagnosis(found: Mapping[str, Candidate], table: pd.DataFrame, dataset: 
                          "called malignant": k, "rate": k / n, "95% CI low": lo, "95% CI high": hi,
                          "reads as": "sensitivity" if dx in MALIGNANT_DX else "false-alarm rate"})
     return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- readings
+# Plain-language readings of notebook 7's tables, written from the numbers: a reader
+# sees what each table says, and the words change when the numbers do.
+
+def paired_sentences(paired: pd.DataFrame, reference: str) -> list[str]:
+    """Per test set: which models ``reference`` clearly beats (paired 95% CI above zero),
+    which it cannot be told from, and which clearly beat it."""
+    lines = []
+    for dataset, part in paired.groupby("test set", sort=False):
+        above = part[part["95% CI low"] > 0]["minus"].tolist()
+        below = part[part["95% CI high"] < 0]["minus"].tolist()
+        unclear = part[(part["95% CI low"] <= 0) & (part["95% CI high"] >= 0)]
+        words = [f"On the {dataset} test split (n = {int(part['n'].iloc[0])}), {reference}'s AUC is higher than "
+                 f"that of {_names(above)} (paired 95% CI above zero)" if above else
+                 f"On the {dataset} test split (n = {int(part['n'].iloc[0])}), {reference} clearly beats no model"]
+        if len(unclear):
+            words.append("no different beyond noise from " + _names(
+                [f"{r['minus']} ({r['AUC difference']:+.3f}, CI {r['95% CI low']:+.3f} to {r['95% CI high']:+.3f})"
+                 for _, r in unclear.iterrows()]))
+        if below:
+            words.append(f"lower than {_names(below)}")
+        lines.append("; ".join(words) + ".")
+    return lines
+
+
+def per_diagnosis_sentences(by_dx: pd.DataFrame, model: str) -> list[str]:
+    """For ``model``: the malignant diagnosis it misses most and the benign diagnosis it
+    most often calls malignant, each with n and its 95% Wilson interval."""
+    mine = by_dx[by_dx["model"] == model] if len(by_dx) else by_dx
+    if not len(mine):
+        return []
+    lines = []
+    malignant, benign = mine[mine["malignant"]], mine[~mine["malignant"]]
+    if len(malignant):
+        r = malignant.loc[malignant["rate"].idxmin()]
+        lines.append(f"{model} misses {r['diagnosis']} most: it calls {r['called malignant']} of {r['n']} "
+                     f"malignant ({r['rate']:.0%}, 95% CI {r['95% CI low']:.0%}-{r['95% CI high']:.0%}).")
+    if len(benign):
+        r = benign.loc[benign["rate"].idxmax()]
+        lines.append(f"Among benign diagnoses, {r['diagnosis']} raises most false alarms: {r['called malignant']} "
+                     f"of {r['n']} called malignant ({r['rate']:.0%}, 95% CI {r['95% CI low']:.0%}-"
+                     f"{r['95% CI high']:.0%}).")
+    return lines
+
+
+def threshold_sentences(travel: Mapping[str, Any], target_sensitivity: float) -> list[str]:
+    """Across the models scored on an archive they were not trained on: how often their
+    own validation threshold reaches the target sensitivity there, and what a threshold
+    refitted on a few of that archive's labelled images does (the range over models of
+    the mean sensitivity and of the share of samples that reach the target)."""
+    if not travel:
+        return []
+    moved = [t["transferred"]["sensitivity"] for t in travel.values()]
+    met = sum(m >= target_sensitivity for m in moved)
+    lines = [f"Carried over unchanged, the validation threshold reaches sensitivity {target_sensitivity:.2f} for "
+             f"{met} of {len(moved)} models on an archive they were not trained on (sensitivity {min(moved):.3f} to "
+             f"{max(moved):.3f})."]
+    sizes = list(dict.fromkeys(size for t in travel.values() for size in t["refitted"]))
+    shares = []
+    for size in sizes:
+        runs = [t["refitted"][size] for t in travel.values() if (t["refitted"].get(size) or {}).get("sensitivity")]
+        if not runs:
+            continue
+        means = [r["sensitivity"]["mean"] for r in runs]
+        share = [r["share_meeting_target"] for r in runs]
+        shares += share
+        lines.append(f"Refitted on {size} labelled images ({runs[0]['repeats']} samples per model): mean "
+                     f"sensitivity {min(means):.3f} to {max(means):.3f}; {min(share):.0%} to {max(share):.0%} of "
+                     f"the samples reach {target_sensitivity:.2f}.")
+    if shares and max(shares) < 0.6:
+        lines.append("A threshold fitted for exactly the target on so few images falls short about as often as "
+                     "not: a clinic should aim above its target, or label more images.")
+    return lines
+
+
+def _names(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
