@@ -173,6 +173,8 @@ def test_results_are_consistent(chain):
     assert (pasted["n"] == pasted["n"].iloc[0]).all() and pasted["n"].iloc[0] > 0
     main = nbformat.read(out / "notebooks" / "Project_Main_Notebook.ipynb", as_version=4)
     assert "agreement.tflite_float.max_abs_diff" in str(main.cells)  # the deployment record is shown there
+    shown = str([c.get("outputs") for c in main.cells if c.cell_type == "code"])
+    assert "not produced in this run" not in shown  # every figure it shows was made by the chain
 
 
 def test_headline_numbers_match_the_recorded_quick_run(chain):

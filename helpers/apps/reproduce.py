@@ -403,9 +403,12 @@ def reproduce(*, quick: bool = False, data_dir: str | os.PathLike | None = None,
         work = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=root))
         out = output_dirs(work)
         try:
-            if not whole_chain and (root / "saved_models").is_dir():
-                # A partial rerun (say notebook 3 alone) must find what earlier notebooks saved.
-                shutil.copytree(root / "saved_models", out.models, dirs_exist_ok=True)
+            if not whole_chain:
+                # A partial rerun (say notebook 3 alone) must find what earlier notebooks saved: their
+                # records and models, and their figures, which the main notebook and the deck show.
+                for folder, into in (("saved_models", out.models), ("images", out.images)):
+                    if (root / folder).is_dir():
+                        shutil.copytree(root / folder, into, dirs_exist_ok=True)
             start = time.perf_counter()
             info = results.run_info(quick, full=full, devices=devices)
             if whole_chain:

@@ -90,6 +90,19 @@ def test_partial_rerun_keeps_the_whole_runs_provenance(fake_repo, data_dir):
     assert f"Run: commit `{'a' * 10}`" in readme and readme.count("Rerun since: a.ipynb at commit") == 2
 
 
+def test_partial_rerun_sees_the_earlier_notebooks_figures(fake_repo, data_dir):
+    # The main notebook and the deck of a partial rerun show figures of notebooks not rerun
+    # (before, they printed "not produced in this run" for each).
+    (fake_repo / "images").mkdir()
+    (fake_repo / "images" / "earlier.png").write_bytes(b"earlier")
+    _notebook(fake_repo / "notebooks" / "c.ipynb", "from helpers import config, results\n"
+              "results.update_results({'saw': (config.output_dirs().images / 'earlier.png').read_text()}, "
+              "config.output_dirs().results)")
+    final = reproduce.reproduce(notebooks=["c.ipynb"], data_dir=data_dir, log=lambda *_: None)
+    assert final["saw"] == "earlier"
+    assert (fake_repo / "images" / "earlier.png").read_bytes() == b"earlier"
+
+
 def test_failed_notebook_leaves_previous_run_in_place(fake_repo, data_dir):
     before = _snapshot(fake_repo / "saved_models")
     with pytest.raises(reproduce.ChainError, match=r"(?s)notebook b\.ipynb failed.*boom in b"):
