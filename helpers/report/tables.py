@@ -15,7 +15,7 @@ import pandas as pd
 from ..atomic import write_text
 from ..evaluation.binary import predictive_values
 from ..results import best_on_validation, model_records
-from .cross import candidates
+from .cross import candidates, paired_sentences
 
 
 # A clinic's share of malignant lesions for the PPV/NPV the summary restates (an
@@ -196,11 +196,18 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def comparison_lines(results: dict[str, Any]) -> list[str]:
-    """The paired test-AUC differences notebook 3 recorded for the best model."""
+    """The paired test-AUC differences of the best model: those notebook 3 recorded for
+    it, else notebook 7's on each archive's test split (read out by ``paired_sentences``)
+    when the best model was notebook 7's reference."""
     best = best_binary_model(results)
     vs = results.get("models", {}).get(best, {}).get("auc_vs", {}) if best else {}
-    return [f"{best} minus {other}: test AUC {r['difference']:+.3f} (paired bootstrap 95% CI "
-            f"{r['ci95'][0]:+.3f} to {r['ci95'][1]:+.3f})." for other, r in vs.items()]
+    if vs:
+        return [f"{best} minus {other}: test AUC {r['difference']:+.3f} (paired bootstrap 95% CI "
+                f"{r['ci95'][0]:+.3f} to {r['ci95'][1]:+.3f})." for other, r in vs.items()]
+    cross = results.get("cross_dataset", {})
+    if best and cross.get("reference") == best and cross.get("paired"):
+        return paired_sentences(pd.DataFrame(cross["paired"]), best)
+    return []
 
 
 def summary_lines(results: dict[str, Any]) -> list[str]:
