@@ -68,8 +68,8 @@ def small_texts(fig, minimum: float = MIN_FONT_PT) -> list[tuple[str, float]]:
 
 
 def hidden_by_legend(fig) -> list[str]:
-    """Bars (and their error bars' tips) that a legend drawn inside the axes covers,
-    one line each: a legend must not hide data. Lines are not checked: a curve may
+    """Bars that a legend drawn inside the axes covers, one line each: a legend must
+    not hide data. Lines are not checked: a curve may
     pass behind a legend's corner and still be read."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()

@@ -130,9 +130,9 @@ def paired_sentences(paired: pd.DataFrame, reference: str) -> list[str]:
         above = part[part["95% CI low"] > 0]["minus"].tolist()
         below = part[part["95% CI high"] < 0]["minus"].tolist()
         unclear = part[(part["95% CI low"] <= 0) & (part["95% CI high"] >= 0)]
-        words = [f"On the {dataset} test split (n = {int(part['n'].iloc[0])}), {reference}'s AUC is higher than "
-                 f"that of {_names(above)} (paired 95% CI above zero)" if above else
-                 f"On the {dataset} test split (n = {int(part['n'].iloc[0])}), {reference} clearly beats no model"]
+        where = f"On the {dataset} test split (n = {int(part['n'].iloc[0])}), "
+        words = [where + (f"{reference}'s AUC is higher than that of {_names(above)} (paired 95% CI above zero)"
+                          if above else f"{reference} clearly beats no model")]
         if len(unclear):
             words.append("no different beyond noise from " + _names(
                 [f"{r['minus']} ({r['AUC difference']:+.3f}, CI {r['95% CI low']:+.3f} to {r['95% CI high']:+.3f})"
