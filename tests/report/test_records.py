@@ -99,8 +99,9 @@ def test_paired_comparison_reads_each_models_saved_predictions_and_records_it(tm
 
 
 def test_mitigation_is_judged_on_the_other_data_sets_validation_split(tmp_path):
-    """Kept only when the paired interval of the validation AUC difference on a data set
-    neither model was trained on lies above zero; the test split is reported beside it."""
+    """Judged by the paired interval of the validation AUC difference on a data set neither
+    model was trained on, and kept unless that interval lies below zero; the test split is
+    reported beside it."""
     out = config.output_dirs(tmp_path)
     rng = np.random.default_rng(1)
     y = np.tile([0, 1], 30)
@@ -108,6 +109,7 @@ def test_mitigation_is_judged_on_the_other_data_sets_validation_split(tmp_path):
                                    "dataset": "ham10000"}) for part in ("val", "test")}
     other = arrays.SplitArrays(32, tables_, {p: np.zeros((60, 1)) for p in tables_}, {p: y for p in tables_}, [])
     probs = {"base": rng.uniform(0, 1, 60), "fixed": np.clip(y * 0.7 + rng.uniform(0, 0.3, 60), 0, 1)}
+    probs["same"] = probs["fixed"].copy()  # a mitigation that changes no prediction
     for name, p in probs.items():
         files = {}
         for part in ("val", "test"):
@@ -126,5 +128,7 @@ def test_mitigation_is_judged_on_the_other_data_sets_validation_split(tmp_path):
     worse = records.record_mitigation("base", "fixed", {"ham10000": other}, n_resamples=200, out=out)
     assert worse["by_dataset"]["ham10000"]["verdict"] == "hurts" and not worse["kept"]
     assert "trained on neither" in worse["sentence"]
+    same = records.record_mitigation("same", "fixed", {"ham10000": other}, n_resamples=200, out=out)
+    assert same["by_dataset"]["ham10000"]["verdict"] == "no clear difference" and same["kept"]
     with pytest.raises(LookupError, match="absent has no per-data-set predictions"):
         records.record_mitigation("absent", "base", {"ham10000": other}, out=out)
