@@ -356,9 +356,14 @@ def readme_markdown(results: dict[str, Any]) -> str:
                   markdown_table(mc)]
     timings, run = results.get("timings", {}), results.get("run", {})
     if timings:
+        whole = ""
+        if run.get("chain_seconds"):
+            whole = f"; whole chain {run['chain_seconds'] / 60:.1f} min"
+            if run.get("partial_reruns"):  # the times above then mix that run with the reruns since
+                whole += (f" at its last full run (commit `{str(run.get('commit', ''))[:10]}`); with the notebooks "
+                          f"rerun since, the times above add up to {sum(timings.values()) / 60:.1f} min")
         parts.append("\nWall time per notebook (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items())
-                     + (f"; whole chain {run['chain_seconds'] / 60:.1f} min" if run.get("chain_seconds") else "")
-                     + ".\n")
+                     + whole + ".\n")
     profile = profile_line(results)
     if profile:
         parts.append(f"\n{profile}\n")

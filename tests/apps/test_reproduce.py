@@ -86,7 +86,8 @@ def test_partial_rerun_keeps_the_whole_runs_provenance(fake_repo, data_dir):
     assert {k: run[k] for k in whole} == whole  # the rest of the results still come from that run
     assert [r["notebooks"] for r in run["partial_reruns"]] == [["a.ipynb"], ["a.ipynb"]]
     readme = (fake_repo / "README.md").read_text()
-    assert "whole chain 129.8 min" in readme  # the whole run's time, not 2 s
+    assert "whole chain 129.8 min at its last full run (commit `aaaaaaaaaa`)" in readme  # not the rerun's 2 s
+    assert "with the notebooks rerun since, the times above add up to" in readme
     assert f"Run: commit `{'a' * 10}`" in readme and readme.count("Rerun since: a.ipynb at commit") == 2
 
 
