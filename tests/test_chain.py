@@ -148,6 +148,10 @@ def test_results_are_consistent(chain):
     assert saved["explanations"]["checks"] == {"explained_pixels_equal_test_file": True, "same_seed_same_mask": True}
     best = saved["cross_dataset"]["best_on_validation"]  # notebook 7: chosen on validation across both archives
     assert best == max(MODELS, key=lambda n: saved["models"][n]["selection_auc"])
+    for key, t in saved["cross_dataset"]["thresholds"].items():  # both refits, on the same samples
+        for size, r in t["refitted_with_margin"].items():
+            assert r["skipped"] == t["refitted"][size]["skipped"], key
+            assert r["threshold"]["mean"] <= t["refitted"][size]["threshold"]["mean"] + 1e-12, key
     assert saved["deployment"]["model"] == best
     page = saved["web_page"]["load_test"]  # the page serves the model chosen on validation
     assert page["model"] == best and page["requests"] == config.PAGE_LOAD_TEST_QUICK["requests"]

@@ -48,14 +48,19 @@ CALIBRATE_DESCRIPTION = """\
 Refit a binary model's decision threshold (for a target sensitivity) and its
 temperature on a small labelled sample from your own clinic, and save them
 beside the model (<model>.clinic.json). predict and evaluate then decide with
-the refitted threshold (--threshold validation: the original one). Notebook 7
-measures how well 50 or 100 images put a threshold back on another archive."""
+the refitted threshold (--threshold validation: the original one). By default
+the threshold keeps a margin: new images of the clinic reach the target
+sensitivity with 80% probability (--confidence); that needs at least 16
+malignant images for a target of 0.90. Notebook 7 measures how well 50 or 100
+images put a threshold back on another archive, with and without the margin."""
 
 CALIBRATE_EPILOG = """\
 exit status:
   0  refitted and saved
-  1  refitted and saved, but some files were skipped (listed on stderr)
-  2  nothing saved: no usable binary model, or too few labelled images"""
+  1  refitted and saved, but some files were skipped (listed on stderr), or too
+     few malignant images for the margin asked for (the lowest malignant score is used)
+  2  nothing saved: no usable binary model, too few labelled images, or a target
+     or confidence outside (0, 1)"""
 
 EXPORT_DESCRIPTION = f"""\
 Write <model>.tflite (float32) and <model>.dynamic.tflite (dynamic-range
@@ -220,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(default: the binary model best on validation)")
     ca.add_argument("--target-sensitivity", type=float, default=0.90,
                     help="the sensitivity the threshold is chosen for (default: 0.90)")
+    ca.add_argument("--confidence", type=float, default=0.80,
+                    help="probability that new images of the clinic reach the target sensitivity: the margin "
+                         "(default: 0.80; 0: no margin, the target met on these images only)")
 
     se = sub.add_parser("serve", help="a local web page to try the models (upload photos, see ranked labels)",
                         description=SERVE_DESCRIPTION, epilog=SERVE_EPILOG,

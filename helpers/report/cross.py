@@ -167,7 +167,8 @@ def threshold_sentences(travel: Mapping[str, Any], target_sensitivity: float) ->
     """Across the models scored on an archive they were not trained on: how often their
     own validation threshold reaches the target sensitivity there, and what a threshold
     refitted on a few of that archive's labelled images does (the range over models of
-    the mean sensitivity and of the share of samples that reach the target)."""
+    the mean sensitivity and of the share of samples that reach the target), without
+    and, where notebook 7 measured it, with calibrate's margin."""
     if not travel:
         return []
     moved = [t["transferred"]["sensitivity"] for t in travel.values()]
@@ -175,21 +176,38 @@ def threshold_sentences(travel: Mapping[str, Any], target_sensitivity: float) ->
     lines = [f"Carried over unchanged, the validation threshold reaches sensitivity {target_sensitivity:.2f} for "
              f"{met} of {len(moved)} models on an archive they were not trained on (sensitivity {min(moved):.3f} to "
              f"{max(moved):.3f})."]
+
+    def runs(kind: str, size: str) -> list[dict]:
+        return [t[kind][size] for t in travel.values() if (t.get(kind, {}).get(size) or {}).get("sensitivity")]
+
+    def span(values: list[float], fmt: str) -> str:
+        return f"{min(values):{fmt}} to {max(values):{fmt}}"
+
     sizes = list(dict.fromkeys(size for t in travel.values() for size in t["refitted"]))
-    shares = []
+    shares, margin_shares = [], []
     for size in sizes:
-        runs = [t["refitted"][size] for t in travel.values() if (t["refitted"].get(size) or {}).get("sensitivity")]
-        if not runs:
+        plain = runs("refitted", size)
+        if not plain:
             continue
-        means = [r["sensitivity"]["mean"] for r in runs]
-        share = [r["share_meeting_target"] for r in runs]
+        share = [r["share_meeting_target"] for r in plain]
         shares += share
-        lines.append(f"Refitted on {size} labelled images ({runs[0]['repeats']} samples per model): mean "
-                     f"sensitivity {min(means):.3f} to {max(means):.3f}; {min(share):.0%} to {max(share):.0%} of "
-                     f"the samples reach {target_sensitivity:.2f}.")
+        lines.append(f"Refitted on {size} labelled images ({plain[0]['repeats']} samples per model): mean "
+                     f"sensitivity {span([r['sensitivity']['mean'] for r in plain], '.3f')}; {span(share, '.0%')} "
+                     f"of the samples reach {target_sensitivity:.2f}.")
+        margin = runs("refitted_with_margin", size)
+        if margin:
+            confidence = next(t["margin_confidence"] for t in travel.values() if "margin_confidence" in t)
+            margin_share = [r["share_meeting_target"] for r in margin]
+            margin_shares += margin_share
+            lines.append(f"With calibrate's margin ({confidence:.0%} confidence), refitted on {size} images: "
+                         f"{span(margin_share, '.0%')} of the samples reach {target_sensitivity:.2f}, at mean "
+                         f"specificity {span([r['specificity']['mean'] for r in margin], '.3f')} (without the margin "
+                         f"{span([r['specificity']['mean'] for r in plain], '.3f')}).")
     if shares and max(shares) < 0.6:
-        lines.append("A threshold fitted for exactly the target on so few images falls short about as often as "
-                     "not: a clinic should aim above its target, or label more images.")
+        text = "A threshold fitted for exactly the target on so few images falls short about as often as not"
+        lines.append(text + (f"; the margin raises the share that reach it to {span(margin_shares, '.0%')}, paid for "
+                             "in specificity." if margin_shares else
+                             ": a clinic should aim above its target, or label more images."))
     return lines
 
 

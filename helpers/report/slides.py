@@ -180,8 +180,15 @@ def _other_clinic_slide(results: dict[str, Any]) -> tuple[str, list[str]] | None
     for key, t in section.get("thresholds", {}).items():
         if key.startswith(best):
             moved = t["transferred"]
-            lines.append(f"{key}: its own validation threshold gave sensitivity {moved['sensitivity']:.3f} and "
-                         f"specificity {moved['specificity']:.3f} there; `calibrate` refits it on a clinic's images.")
+            text = (f"{key}: its own validation threshold gave sensitivity {moved['sensitivity']:.3f} and "
+                    f"specificity {moved['specificity']:.3f} there; `calibrate` refits it on a clinic's images")
+            refits = {size: r for size, r in t.get("refitted_with_margin", {}).items() if r.get("sensitivity")}
+            if refits:
+                size, r = list(refits.items())[-1]
+                text += (f": on {size} of them, with its margin, {r['share_meeting_target']:.0%} of "
+                         f"{r['repeats'] - r['skipped']} samples reached the target, at mean specificity "
+                         f"{r['specificity']['mean']:.3f}")
+            lines.append(text + ".")
     lines.append("Lesions shared by the two archives are kept on one side; other clinics, cameras and darker "
                  "skin are not in either archive.")
     (ds_a, a), (ds_b, b) = list(scores.items())[0], list(scores.items())[-1]

@@ -57,3 +57,20 @@ def test_too_few_images_or_a_seven_class_model_is_refused(binary, out_dir, tmp_p
     save_multiclass_models(out_dir)
     assert cli.main(["calibrate", "--data", str(_clinic(tmp_path / "c")), "--model", "ham_cnn"]) == 2
     assert "seven-class model" in capsys.readouterr().err
+
+
+def test_the_margin_needs_enough_malignant_images_and_can_be_turned_off(binary, tmp_path, capsys):
+    clinic = _clinic(tmp_path / "c15", n_per_class=15)
+    # 15 malignant images: 0.9**15 leaves 79% < 80%, so the margin cannot be reached; said, exit 1, still saved.
+    assert cli.main(["calibrate", "--data", str(clinic)]) == 1
+    assert "Label at least 16 malignant images" in capsys.readouterr().err
+    record = json.loads(saved.clinic_file(binary).read_text())
+    assert record["confidence"] == 0.8 and record["confidence_reached"] == pytest.approx(1 - 0.9**15)
+    margin = record["threshold"]
+    assert cli.main(["calibrate", "--data", str(clinic), "--confidence", "0"]) == 0
+    plain = json.loads(saved.clinic_file(binary).read_text())
+    assert plain["confidence"] is None and "on these images" in capsys.readouterr().out
+    # The margin never sits above the plain refit: it calls at least as many images malignant.
+    assert margin <= plain["threshold"]
+    assert cli.main(["calibrate", "--data", str(clinic), "--confidence", "1.5"]) == 2
+    assert "between 0 and 1" in capsys.readouterr().err

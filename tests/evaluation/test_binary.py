@@ -122,6 +122,67 @@ def test_choose_threshold_needs_positives():
         ev.choose_threshold([0, 0], [0.2, 0.3])
 
 
+def test_sensitivity_confidence_hand_computed():
+    # At the lowest of n malignant scores, sensitivity >= t unless all n fall in the top t share... i.e. 1 - t**n.
+    assert ev.sensitivity_confidence(10, 10, 0.9) == pytest.approx(1 - 0.9**10)
+    # At the highest score the share above it is Beta(1, n): P(share >= 0.9) = 0.1**n.
+    assert ev.sensitivity_confidence(3, 1, 0.9) == pytest.approx(0.1**3)
+    # 0.9**15 = 0.206 leaves 79.4% confidence, 0.9**16 = 0.185 leaves 81.5%.
+    assert ev.malignant_images_needed(0.9, 0.8) == 16
+    assert ev.malignant_images_needed(0.9, 0.5) == 7
+
+
+def test_sensitivity_confidence_matches_a_simulation():
+    # Uniform malignant scores: the population sensitivity at threshold t is 1 - t.
+    rng = np.random.default_rng(0)
+    draws = np.sort(rng.random((20000, 12)), axis=1)[:, ::-1]
+    for k in (10, 11, 12):
+        simulated = np.mean(1 - draws[:, k - 1] >= 0.9)
+        assert simulated == pytest.approx(ev.sensitivity_confidence(12, k, 0.9), abs=0.015)
+
+
+def test_threshold_with_confidence_reaches_the_target_as_often_as_promised():
+    rng = np.random.default_rng(1)
+    y = np.r_[np.ones(40, int), np.zeros(60, int)]
+    plain, confident, reached = [], [], []
+    for _ in range(2000):
+        p = np.r_[rng.random(40), rng.random(60) * 0.5]
+        plain.append(1 - ev.choose_threshold(y, p, 0.9) >= 0.9)
+        t, r = ev.threshold_with_confidence(y, p, 0.9, 0.8)
+        confident.append(1 - t >= 0.9)
+        reached.append(r)
+    assert min(reached) >= 0.8
+    # Promised at least 80%; the next order statistic up would have given less than 80%.
+    assert 0.79 <= np.mean(confident) <= 0.95
+    # The plain refit falls short about as often as not (the reason for the margin).
+    assert np.mean(plain) < 0.6
+
+
+def test_threshold_with_confidence_with_too_few_malignant_images_says_so():
+    y = np.array([1, 1, 1, 1, 1, 0, 0, 0])
+    p = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.55])
+    t, reached = ev.threshold_with_confidence(y, p, 0.9, 0.8)
+    assert t == 0.5 and reached == pytest.approx(1 - 0.9**5)
+    with pytest.raises(ValueError):
+        ev.threshold_with_confidence([0, 0], [0.2, 0.3])
+    with pytest.raises(ValueError):
+        ev.threshold_with_confidence(y, p, 0.9, 1.0)
+
+
+def test_refit_on_samples_with_a_margin_reaches_the_target_more_often_at_a_cost():
+    y_pool, p_pool = synthetic_scores(3000, seed=3, separation=2.0)
+    y_test, p_test = synthetic_scores(3000, seed=4, separation=2.0)
+    plain = ev.refit_on_samples(y_pool, p_pool, y_test, p_test, sizes=[60, 5], repeats=200, seed=0)
+    margin = ev.refit_on_samples(y_pool, p_pool, y_test, p_test, sizes=[60, 5], repeats=200, seed=0, confidence=0.8)
+    assert plain["60"]["repeats"] == 200 and plain["60"]["skipped"] == 0
+    # Samples of 5 images often hold no malignant one: skipped and counted, the same in both runs.
+    assert plain["5"]["skipped"] == margin["5"]["skipped"] > 0
+    assert margin["60"]["share_meeting_target"] > plain["60"]["share_meeting_target"] + 0.2
+    assert margin["60"]["specificity"]["mean"] < plain["60"]["specificity"]["mean"]
+    for r in (plain["60"], margin["60"]):
+        assert r["sensitivity"]["p5"] <= r["sensitivity"]["mean"] <= r["sensitivity"]["p95"]
+
+
 # ---------------------------------------------------------------- ROC reading, bootstrap
 
 

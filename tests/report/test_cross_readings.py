@@ -55,3 +55,17 @@ def test_threshold_sentences_summarise_the_models_against_the_target():
     travel["b on isic-mvb"]["refitted"]["50"] = refit(0.95, 0.9)  # one model's refit is reliable: no warning
     assert len(cross.threshold_sentences(travel, 0.9)) == 2
     assert cross.threshold_sentences({}, 0.9) == []
+
+
+def test_threshold_sentences_read_the_margin_against_the_plain_refit():
+    def refit(share, specificity):
+        return {"sensitivity": {"mean": 0.9}, "specificity": {"mean": specificity}, "repeats": 200,
+                "share_meeting_target": share}
+    travel = {"a on ham10000": {"transferred": {"sensitivity": 0.74}, "margin_confidence": 0.8,
+                                "refitted": {"100": refit(0.40, 0.70)}, "refitted_with_margin": {"100": refit(0.81, 0.52)}},
+              "b on isic-mvb": {"transferred": {"sensitivity": 0.80}, "margin_confidence": 0.8,
+                                "refitted": {"100": refit(0.50, 0.60)}, "refitted_with_margin": {"100": refit(0.86, 0.41)}}}
+    lines = cross.threshold_sentences(travel, 0.9)
+    assert lines[2] == ("With calibrate's margin (80% confidence), refitted on 100 images: 81% to 86% of the samples "
+                        "reach 0.90, at mean specificity 0.410 to 0.520 (without the margin 0.600 to 0.700).")
+    assert lines[3].endswith("; the margin raises the share that reach it to 81% to 86%, paid for in specificity.")

@@ -210,3 +210,34 @@ def test_input_benchmark_block_reads_the_ratios_off_the_rows():
     assert "| 30,000 | streamed | 800 | 700 | 96 | 990 |" in block
     assert "| 3,000 | in memory | - | - | 100 | 1000 |" in block  # no decode row measured: a dash, not a number
     assert "streamed 1.10x, in memory 2.00x" in block and "30,000 images: 80% of the in-memory" in block
+
+
+def _with_other_archive():
+    def test(auc, sens, spec):
+        return {"test": {"n": 200, "auc": auc, "auc_ci95": [auc - 0.02, auc + 0.02], "sensitivity": sens,
+                         "specificity": spec}, "validation": {"auc": auc}}
+
+    def refit(share, specificity):
+        return {"sensitivity": {"mean": 0.9, "p5": 0.8, "p95": 0.97}, "specificity": {"mean": specificity},
+                "repeats": 200, "skipped": 0, "share_meeting_target": share}
+    results = json.loads(json.dumps(RESULTS))
+    results["models"]["lite0_imagenet"].update(trained_on=["isic"], by_dataset={"isic": test(0.941, 0.88, 0.83),
+                                                                                 "ham": test(0.861, 0.71, 0.80)})
+    results["cross_dataset"] = {
+        "reference": "lite0_imagenet", "best_on_validation": "lite0_imagenet", "paired": [],
+        "thresholds": {"lite0_imagenet on ham": {"transferred": {"sensitivity": 0.71, "specificity": 0.80},
+                                                 "margin_confidence": 0.8, "refitted": {"100": refit(0.45, 0.61)},
+                                                 "refitted_with_margin": {"100": refit(0.83, 0.47)}}}}
+    return results
+
+
+def test_cross_dataset_lines_and_slide_give_both_refits():
+    results = _with_other_archive()
+    text = " ".join(tables.cross_dataset_lines(results))
+    assert "refitted on 100 of its images: sensitivity 0.900 (5-95% of samples 0.800-0.970, 45% reach the target), " \
+           "specificity 0.610" in text
+    assert "refitted with calibrate's margin on 100 of its images" in text and "83% reach the target" in text
+    title, lines = slides._other_clinic_slide(results)
+    assert title.startswith("lite0_imagenet: test AUC 0.941 on isic, 0.861 on ham")
+    assert any("with its margin, 83% of 200 samples reached the target, at mean specificity 0.470" in line
+               for line in lines)
