@@ -64,9 +64,13 @@ def _slide(pdf: PdfPages, title: str, *, lines: list[str] = (), png: Path | None
         t = ax.table(cellText=cells, colLabels=[table.index.name or ""] + list(table.columns),
                      loc="upper center", cellLoc="center")
         t.auto_set_font_size(False)
-        t.set_fontsize(15)
-        t.auto_set_column_width(list(range(len(table.columns) + 1)))
         t.scale(1.0, 2.3)
+        renderer = fig.canvas.get_renderer()
+        for size in (15, 13, 11, 9):  # the largest font at which the table fits across the slide (>= 9 pt)
+            t.set_fontsize(size)
+            t.auto_set_column_width(list(range(len(table.columns) + 1)))
+            if t.get_window_extent(renderer).width <= ax.get_window_extent(renderer).width:
+                break
     pdf.savefig(fig)
     plt.close(fig)
 
@@ -228,16 +232,27 @@ def _shortcut_slide(results: dict[str, Any]) -> tuple[str, list[str]] | None:
     lines.insert(0, "Mean change of P(malignant) when an artefact is pasted on (95% CI), and the share of "
                     "decisions it flips:")
     for name, record in results.get("models", {}).items():
-        if "mitigation" in record:
-            lines.append(f"{name} was {'kept' if record['mitigation']['kept'] else 'not kept'}: "
-                         f"{record['mitigation']['rule']}.")
-    clear = [r for r in shown if r["mean_dp_ci95"][0] > 0]
-    if clear:
-        top = max(clear, key=lambda r: r["mean_dp"])
-        title = (f"A pasted {top['artefact']} raises {top['model']}'s P(malignant) by {top['mean_dp']:+.3f} "
-                 f"on benign test images")
+        m = record.get("mitigation")
+        if m:
+            judged = [f"{d['validation']['difference']:+.3f} (95% CI {d['validation']['ci95'][0]:+.3f} to "
+                      f"{d['validation']['ci95'][1]:+.3f}) on {ds} validation"
+                      for ds, d in m.get("by_dataset", {}).items() if d.get("validation", {}).get("ci95")]
+            lines.append(f"{name} minus {m.get('baseline', 'its baseline')}, AUC: {'; '.join(judged) or 'n/a'}, so "
+                         f"{'kept' if m['kept'] else 'not kept'} (rule: {m['rule']}).")
+    # The title speaks of the model `predict` serves, beside the one-archive model without the mitigation.
+    served = [r for r in shown if r["model"] == best] or shown
+    top = max(served, key=lambda r: r["mean_dp"])
+    reference = next((r for r in shown if r["model"] == "lite0_imagenet" and r["artefact"] == top["artefact"]
+                      and r["model"] != top["model"]), None)
+    if (results.get("models", {}).get(top["model"], {}).get("recipe") or {}).get("artefact_augmentation"):
+        lines.append(f"{top['model']} was trained with rulers, ink and black bars pasted onto both classes.")
+    if reference:
+        title = (f"A pasted {top['artefact']} moves {top['model']}'s P(malignant) by {top['mean_dp']:+.3f}, "
+                 f"{reference['model']}'s by {reference['mean_dp']:+.3f}")
+    elif top["mean_dp_ci95"][0] > 0:
+        title = f"A pasted {top['artefact']} raises {top['model']}'s P(malignant) by {top['mean_dp']:+.3f}"
     else:
-        title = "Pasted artefacts: no rise in P(malignant) that the test images can tell from zero"
+        title = f"Pasted artefacts: no rise in {top['model']}'s P(malignant) that the test images can tell from zero"
     return title, lines
 
 
@@ -272,10 +287,16 @@ def _conclusion_lines(results: dict[str, Any]) -> list[str]:
                      f"deviation {h['seed_sd']:.3f}: differences smaller than that are noise.")
     other = _other_clinic_slide(results)
     if other:
-        lines.append("At the other archive: " + other[0].split(": ", 1)[-1] + ".")
+        found = candidates(results).get(h.get("best_model", ""))
+        both = found and set(found.by_dataset) <= set(found.trained_on)
+        lines.append(("On each archive it was trained on: " if both else "At the other archive: ")
+                     + other[0].split(": ", 1)[-1] + ".")
     shortcut = _shortcut_slide(results)
     if shortcut:
-        lines.append(shortcut[0] + ": the models partly use what is around the lesion.")
+        rows = [r for r in results["artefacts"]["pasted_on_benign"] if r["model"] == h.get("best_model")]
+        still = any(r["mean_dp_ci95"][0] > 0 for r in rows)
+        lines.append(shortcut[0] + (f" on benign test images: {h.get('best_model')} still partly uses what is "
+                                    "around the lesion." if still else " on benign test images."))
     lines.append("Thresholds, PPV and NPV must be set again at each clinic; this is research, not a diagnosis.")
     return lines
 

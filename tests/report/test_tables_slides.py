@@ -2,6 +2,7 @@
 import json
 
 import matplotlib.pyplot as plt
+import pandas as pd
 
 from helpers import figures
 from helpers.report import slides, tables
@@ -241,3 +242,49 @@ def test_cross_dataset_lines_and_slide_give_both_refits():
     assert title.startswith("lite0_imagenet: test AUC 0.941 on isic, 0.861 on ham")
     assert any("with its margin, 83% of 200 samples reached the target, at mean specificity 0.470" in line
                for line in lines)
+    assert any(line.startswith("At the other archive: test AUC 0.941") for line in slides._conclusion_lines(results))
+    results["models"]["lite0_imagenet"]["trained_on"] = ["ham", "isic"]  # no archive is another to it
+    assert any(line.startswith("On each archive it was trained on: ") for line in slides._conclusion_lines(results))
+
+
+def test_shortcut_slide_speaks_of_the_served_model_beside_the_one_without_the_mitigation():
+    res = json.loads(json.dumps(RESULTS))
+    res["models"]["lite0_both"] = {**res["models"]["lite0_imagenet"], "validation": {"auc": 0.99},
+                                   "recipe": {"artefact_augmentation": {"n_scan": 800}}}
+    def row(model, dp, low):
+        return {"model": model, "artefact": "ruler", "n": 349, "mean_dp": dp, "mean_dp_ci95": [low, dp + 0.01],
+                "flip_rate": 0.04, "flip_rate_ci95": [0.03, 0.07]}
+    res["models"]["lite0_artefact_aug"] = {**res["models"]["lite0_imagenet"], "mitigation": {
+        "baseline": "lite0_imagenet", "kept": True, "rule": "kept unless it hurts",
+        "by_dataset": {"ham10000": {"validation": {"difference": -0.007, "ci95": [-0.017, 0.004]}}}}}
+    res["artefacts"] = {"pasted_on_benign": [row("lite0_imagenet", 0.374, 0.336), row("lite0_both", 0.023, 0.014)]}
+    title, lines = slides._shortcut_slide(res)
+    assert ("lite0_artefact_aug minus lite0_imagenet, AUC: -0.007 (95% CI -0.017 to +0.004) on ham10000 validation, "
+            "so kept (rule: kept unless it hurts).") in lines
+    assert title == "A pasted ruler moves lite0_both's P(malignant) by +0.023, lite0_imagenet's by +0.374"
+    assert "lite0_both was trained with rulers, ink and black bars pasted onto both classes." in lines
+    assert any(line.endswith("on benign test images: lite0_both still partly uses what is around the lesion.")
+               for line in slides._conclusion_lines(res))
+    res["artefacts"]["pasted_on_benign"][1] = row("lite0_both", 0.002, -0.004)  # no effect the test can tell
+    assert slides._conclusion_lines(res)[-2].endswith("lite0_imagenet's by +0.374 on benign test images.")
+    del res["models"]["lite0_both"]["recipe"]
+    assert not any("pasted onto both classes" in line for line in slides._shortcut_slide(res)[1])
+
+
+def test_a_wide_table_is_shrunk_to_fit_the_slide():
+    class Capture:  # stands in for PdfPages: checks the slide instead of writing it
+        def savefig(self, fig):
+            renderer = fig.canvas.get_renderer()
+            table = next(a for ax in fig.axes for a in ax.tables)
+            box, page = table.get_window_extent(renderer), fig.bbox
+            self.inside = page.x0 <= box.x0 and box.x1 <= page.x1
+            self.size = table[0, 0].get_fontsize()
+    wide = pd.DataFrame({"inputs": ["image+metadata"] * 3, "test n": [1186] * 3, "balanced acc.": [0.674] * 3,
+                         "95% CI": ["0.618-0.726"] * 3, "macro AUC": [0.939] * 3, "malignant AUC": [0.931] * 3},
+                        index=pd.Index(["metadata_logistic_regression", "lite0_7class_metadata", "x"], name="model"))
+    capture = Capture()
+    slides._slide(capture, "Seven diagnoses", lines=["one line"], table=wide)
+    assert capture.inside and 9 <= capture.size < 15
+    capture = Capture()
+    slides._slide(capture, "Small", table=wide[["test n"]])
+    assert capture.inside and capture.size == 15
