@@ -43,6 +43,16 @@ def test_committed_outputs_have_no_errors_or_library_noise(name):
             assert not any(n in text for n in NOISE), f"{name} cell {i}: {text[:300]}"
 
 
+@pytest.mark.parametrize("name", config.NOTEBOOKS)
+def test_no_cell_dumps_a_whole_record(name):
+    # A record_* helper returns all of results.json; left as a cell's last expression it
+    # printed 91,000 characters into notebook 5. Tables and summaries stay far below this.
+    for i, cell in enumerate(_read(name).cells):
+        for out in cell.get("outputs", []):
+            text = out.get("text", "") if out.get("output_type") == "stream" else out.get("data", {}).get("text/plain", "")
+            assert len(text) < 20_000, f"{name} cell {i} shows {len(text)} characters: end the line with `_ =` or `;`"
+
+
 def test_the_metrics_are_defined_where_first_used():
     glossary = next(c.source for c in _read(config.NOTEBOOKS[1]).cells if c.source.startswith("### The metrics"))
     for term in ("**Sensitivity**", "**ROC AUC**", "**PPV**", "**95% CI**", "**ECE**", "**Brier score**",
