@@ -104,9 +104,11 @@ def threshold_with_confidence(y, p, target_sensitivity: float = 0.90,
     small sample that threshold falls short on new images about half the time
     (notebook 7 measures it). Here the threshold is the k-th largest malignant
     score for the smallest k whose ``sensitivity_confidence`` reaches
-    ``confidence``. With too few malignant images no k does
-    (``malignant_images_needed``): the lowest malignant score is returned with
-    the smaller probability it reaches, and the caller should say so.
+    ``confidence``; k starts at ceil(target_sensitivity * n), so on these images
+    it always reaches at least the target sensitivity. With too few malignant
+    images no k does (``malignant_images_needed``): the lowest malignant score
+    is returned with the smaller probability it reaches, and the caller should
+    say so.
     """
     y, p = _as_binary(y, p)
     if not 0 < target_sensitivity < 1 or not 0 < confidence < 1:

@@ -158,6 +158,17 @@ def test_threshold_with_confidence_reaches_the_target_as_often_as_promised():
     assert np.mean(plain) < 0.6
 
 
+def test_threshold_with_confidence_meets_the_target_on_its_own_images():
+    rng = np.random.default_rng(2)
+    for n_pos in (20, 37, 80):
+        y = np.r_[np.ones(n_pos, int), np.zeros(50, int)]
+        p = np.r_[rng.random(n_pos), rng.random(50) * 0.6]
+        t, _ = ev.threshold_with_confidence(y, p, 0.9, 0.8)
+        assert (p[y == 1] >= t).mean() >= 0.9
+        # At least as many malignant images above it as the plain fit's threshold keeps.
+        assert t <= ev.choose_threshold(y, p, 0.9)
+
+
 def test_threshold_with_confidence_with_too_few_malignant_images_says_so():
     y = np.array([1, 1, 1, 1, 1, 0, 0, 0])
     p = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.55])
