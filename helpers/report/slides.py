@@ -222,16 +222,23 @@ def _shortcut_slide(results: dict[str, Any]) -> tuple[str, list[str]] | None:
     if not rows:
         return None
     best = headline(results).get("best_model")
-    shown = [r for r in rows if r["model"] in (best, "lite0_imagenet", "lite0_artefact_aug")] or rows
-    lines = []  # one bullet per model, so the figure keeps room on the slide
-    for model in dict.fromkeys(r["model"] for r in shown):
+    models = results.get("models", {})
+    # The served model beside the one-archive model without the mitigation; the others are in notebook 4.
+    shown = [r for r in rows if r["model"] in (best, "lite0_imagenet")] or rows
+    served = [r for r in shown if r["model"] == best] or shown
+    top = max(served, key=lambda r: r["mean_dp"])
+    reference = next((r for r in shown if r["model"] == "lite0_imagenet" and r["artefact"] == top["artefact"]
+                      and r["model"] != top["model"]), None)
+    lines = ["Mean change of P(malignant) when an artefact is pasted onto benign test images (95% CI), and the "
+             "share of decisions it flips:"]
+    for model in dict.fromkeys(r["model"] for r in shown):  # one bullet per model, so the figure keeps room
         mine = [r for r in shown if r["model"] == model]
-        lines.append(f"{model} (n = {mine[0]['n']} benign test images): " + "; ".join(
+        how = ("; trained with rulers, ink and black bars pasted onto both classes"
+               if (models.get(model, {}).get("recipe") or {}).get("artefact_augmentation") else "")
+        lines.append(f"{model} (n = {mine[0]['n']}{how}): " + "; ".join(
             f"{r['artefact']} {r['mean_dp']:+.3f} [{r['mean_dp_ci95'][0]:+.3f}, {r['mean_dp_ci95'][1]:+.3f}], "
             f"{r['flip_rate']:.1%} flipped" for r in mine) + ".")
-    lines.insert(0, "Mean change of P(malignant) when an artefact is pasted on (95% CI), and the share of "
-                    "decisions it flips:")
-    for name, record in results.get("models", {}).items():
+    for name, record in models.items():
         m = record.get("mitigation")
         if m:
             judged = [f"{d['validation']['difference']:+.3f} (95% CI {d['validation']['ci95'][0]:+.3f} to "
@@ -239,13 +246,6 @@ def _shortcut_slide(results: dict[str, Any]) -> tuple[str, list[str]] | None:
                       for ds, d in m.get("by_dataset", {}).items() if d.get("validation", {}).get("ci95")]
             lines.append(f"{name} minus {m.get('baseline', 'its baseline')}, AUC: {'; '.join(judged) or 'n/a'}, so "
                          f"{'kept' if m['kept'] else 'not kept'} (rule: {m['rule']}).")
-    # The title speaks of the model `predict` serves, beside the one-archive model without the mitigation.
-    served = [r for r in shown if r["model"] == best] or shown
-    top = max(served, key=lambda r: r["mean_dp"])
-    reference = next((r for r in shown if r["model"] == "lite0_imagenet" and r["artefact"] == top["artefact"]
-                      and r["model"] != top["model"]), None)
-    if (results.get("models", {}).get(top["model"], {}).get("recipe") or {}).get("artefact_augmentation"):
-        lines.append(f"{top['model']} was trained with rulers, ink and black bars pasted onto both classes.")
     if reference:
         title = (f"A pasted {top['artefact']} moves {top['model']}'s P(malignant) by {top['mean_dp']:+.3f}, "
                  f"{reference['model']}'s by {reference['mean_dp']:+.3f}")
@@ -354,7 +354,8 @@ def _plan(results: dict[str, Any], images_dir: Path) -> Iterator[tuple[str, dict
                {"png": png("lime_explanations"), "note": _explanation_note(results)})
     shortcut = _shortcut_slide(results)
     if shortcut:
-        yield shortcut[0], {"lines": shortcut[1], "png": png("counterfactual_effects"), "text_pt": 14}
+        yield shortcut[0], {"lines": shortcut[1], "png": png("counterfactual_effects"), "text_pt": 13,
+                             "note": "Every model's results for pasting artefacts on and removing them: notebook 4."}
     mc = multiclass_table(results)
     if len(mc):
         title, lines = _multiclass_slide(results, mc)

@@ -257,12 +257,15 @@ def test_shortcut_slide_speaks_of_the_served_model_beside_the_one_without_the_mi
     res["models"]["lite0_artefact_aug"] = {**res["models"]["lite0_imagenet"], "mitigation": {
         "baseline": "lite0_imagenet", "kept": True, "rule": "kept unless it hurts",
         "by_dataset": {"ham10000": {"validation": {"difference": -0.007, "ci95": [-0.017, 0.004]}}}}}
-    res["artefacts"] = {"pasted_on_benign": [row("lite0_imagenet", 0.374, 0.336), row("lite0_both", 0.023, 0.014)]}
+    res["artefacts"] = {"pasted_on_benign": [row("lite0_imagenet", 0.374, 0.336), row("lite0_both", 0.023, 0.014),
+                                             row("lite0_artefact_aug", 0.05, 0.03)]}
     title, lines = slides._shortcut_slide(res)
     assert ("lite0_artefact_aug minus lite0_imagenet, AUC: -0.007 (95% CI -0.017 to +0.004) on ham10000 validation, "
             "so kept (rule: kept unless it hurts).") in lines
     assert title == "A pasted ruler moves lite0_both's P(malignant) by +0.023, lite0_imagenet's by +0.374"
-    assert "lite0_both was trained with rulers, ink and black bars pasted onto both classes." in lines
+    assert any(line.startswith("lite0_both (n = 349; trained with rulers, ink and black bars pasted onto both "
+                               "classes): ruler +0.023") for line in lines)
+    assert not any(line.startswith("lite0_artefact_aug") for line in lines[:-1])  # its paste rows: notebook 4
     assert any(line.endswith("on benign test images: lite0_both still partly uses what is around the lesion.")
                for line in slides._conclusion_lines(res))
     res["artefacts"]["pasted_on_benign"][1] = row("lite0_both", 0.002, -0.004)  # no effect the test can tell
