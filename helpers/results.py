@@ -95,11 +95,33 @@ def run_info(quick: bool, *, full: bool = False, devices: str = "auto") -> dict[
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "versions": versions,
-        "machine": {"cpu_cores": os.cpu_count(), "platform": platform.platform(), "gpus": _gpus()},
+        "machine": {"cpu_cores": os.cpu_count(), **cpu_description(), "platform": platform.platform(),
+                    "gpus": _gpus()},
         "quick": quick,
         "full": full,
         "devices": devices,
     }
+
+
+# Vector instructions that decide which kernels oneDNN runs, and so how floating-point sums
+# round: the same seed gives different trained weights on CPUs with different sets.
+_VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+
+
+def cpu_description(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> dict[str, Any]:
+    """The CPU's model name and its vector instructions (from /proc/cpuinfo on Linux;
+    elsewhere what ``platform`` says, with no flags)."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return {"cpu": platform.processor() or None, "cpu_vector_flags": None}
+    fields = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())  # the first processor's lines
+    flags = set(fields.get("flags", "").split())
+    return {"cpu": fields.get("model name") or platform.processor() or None,
+            "cpu_vector_flags": [f for f in _VECTOR_FLAGS if f in flags]}
 
 
 def _gpus() -> list[str]:

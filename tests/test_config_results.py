@@ -88,3 +88,24 @@ def test_readme_without_markers_is_an_error(tmp_path):
 def test_run_info_records_versions_and_machine():
     info = results.run_info(quick=True)
     assert info["versions"]["keras"] and info["machine"]["cpu_cores"] >= 1 and info["quick"] is True
+
+
+def test_cpu_description_reads_the_model_and_vector_flags(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9B14\nflags\t\t: fpu sse avx2 fma avx512f avx512_bf16\n\n"
+                    "processor\t: 1\nmodel name\t: AMD EPYC 9B14\nflags\t\t: fpu sse avx2 fma avx512f avx512_bf16\n")
+    assert results.cpu_description(info) == {"cpu": "AMD EPYC 9B14",
+                                             "cpu_vector_flags": ["avx2", "fma", "avx512f", "avx512_bf16"]}
+    missing = results.cpu_description(tmp_path / "absent")
+    assert set(missing) == {"cpu", "cpu_vector_flags"} and missing["cpu_vector_flags"] is None
+
+
+def test_readme_names_the_cpu_the_numbers_came_from():
+    run = {"commit": "abc", "date": "2026-12-03", "quick": False,
+           "machine": {"cpu_cores": 2, "cpu": "AMD EPYC", "cpu_vector_flags": ["avx2", "avx512f"], "gpus": []}}
+    text = tables.readme_markdown({"models": {}, "run": run, "timings": {}})
+    assert text.startswith("_No results yet")  # nothing to say without models
+    line = tables.readme_markdown({"models": {"m": {}}, "run": run})
+    assert "2 CPU cores (AMD EPYC; avx2, avx512f), no GPU" in line
+    del run["machine"]["cpu"]  # a run recorded before the CPU was
+    assert "2 CPU cores, no GPU" in tables.readme_markdown({"models": {"m": {}}, "run": run})

@@ -373,13 +373,21 @@ def readme_markdown(results: dict[str, Any]) -> str:
     if page:
         parts.append(f"\n{page}\n")
     if run:
-        cores = run.get("machine", {}).get("cpu_cores")
         parts.append(f"\nRun: commit `{(run.get('commit') or 'unknown')[:10]}`, {run.get('date')}, "
-                     f"{cores} CPU cores, {_gpu_words(run)}, quick={run.get('quick')}"
+                     f"{_cpu_words(run)}, {_gpu_words(run)}, quick={run.get('quick')}"
                      + (", full setting" if run.get("full") else "") + "."
                      + "".join(f" Rerun since: {', '.join(r['notebooks'])} at commit `{(r.get('commit') or 'unknown')[:10]}`"
                                f", {r.get('date')}." for r in run.get("partial_reruns", [])) + "\n")
     return "".join(parts)
+
+
+def _cpu_words(run: dict[str, Any]) -> str:
+    machine = run.get("machine", {})
+    words = f"{machine.get('cpu_cores')} CPU cores"
+    if machine.get("cpu"):  # runs before 2026-12-03 did not record the CPU
+        flags = machine.get("cpu_vector_flags")
+        words += f" ({machine['cpu']}" + (f"; {', '.join(flags)}" if flags else "") + ")"
+    return words
 
 
 def _gpu_words(run: dict[str, Any]) -> str:
