@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -62,12 +63,13 @@ QUICK: dict[str, dict[str, int]] = {
 # The "full" setting (``reproduce --full``), for a machine with a GPU: larger images and
 # longer training than the CPU default, per notebook (papermill parameters; a notebook
 # gets only those its parameters cell declares). Not run by this project yet: no GPU here.
-FULL: dict[str, dict[str, int]] = {
+FULL: dict[str, dict[str, Any]] = {
     "2_Image_Processing_and_Modeling.ipynb": {"image_size": 128, "epochs": 80},   # the baselines at Lite0's size
     "3_Transfer_Learning_Models.ipynb": {"image_size": 224, "lite0_image_size": 224, "epochs": 60,
                                          "vgg_finetune_epochs": 10},
     "5_Multiclass_and_Metadata.ipynb": {"image_size": 224, "epochs": 40},          # HAM10000 copies are 224 px
-    "6_Seed_Variability.ipynb": {"seed_repeats": 5},
+    "6_Seed_Variability.ipynb": {"seed_repeats": 5, "models": ["mlp", "small_cnn", "lite0_imagenet",
+                                                                "lite0_random_init", "lite0_artefact_aug"]},
 }
 
 # TFLite export (``python -m helpers export-tflite``): held-out images for the

@@ -61,6 +61,15 @@ def record_model(name: str, entry: dict[str, Any], path: str | os.PathLike | Non
     return results
 
 
+def replace_section(key: str, value: Any, path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Replace one top-level section whole (nothing of an older run's section survives)."""
+    p = results_path(path)
+    results = load_results(p)
+    results[key] = value
+    write_json(p, results)
+    return results
+
+
 def record_partial_rerun(entry: dict[str, Any], path: str | os.PathLike | None = None) -> dict[str, Any]:
     """Add a partial rerun (``reproduce --notebooks ...``) to ``run["partial_reruns"]``.
 

@@ -64,7 +64,8 @@ def headline(results: dict) -> dict[str, float | int]:
         values[f"multiclass.{name}.test.balanced_accuracy"] = t["balanced_accuracy"]
         values[f"multiclass.{name}.test.malignant.auc"] = t["malignant"]["auc"]
     values["multiclass.data.images_used"] = results["multiclass"]["data"]["images_used"]
-    values["seed_study.test_auc.1"] = results["seed_study"]["test_auc"][1]
+    for name, study in results["seed_study"].items():
+        values[f"seed_study.{name}.test_auc.1"] = study["test_auc"][1]
     for a, r in results["artefacts"]["detector_vs_eye"].items():  # the detectors on the training labels
         values[f"artefacts.detector_vs_eye.{a}.both"] = r["both"]
         values[f"artefacts.detector_vs_eye.{a}.detected"] = r["detected"]
@@ -142,9 +143,14 @@ def test_results_are_consistent(chain):
     vs = lite0["auc_vs"]  # paired bootstrap against every other binary model of notebooks 2-3 named there
     assert set(vs) == {"small_cnn", "vgg16_random_init", "lite0_random_init", "lite0_both", "lite0_artefact_aug"}
     assert all(r["ci95"][0] <= r["difference"] <= r["ci95"][1] for r in vs.values())
-    study = saved["seed_study"]  # notebook 6: the recorded run plus one more seed in quick mode
-    assert study["model"] == "lite0_imagenet" and study["seeds"] == [lite0["seed"], lite0["seed"] + 1]
-    assert study["test_auc"][0] == lite0["test"]["auc"]
+    # notebook 6: each model's recorded run plus one more seed in quick mode, by the recipe it was recorded with
+    assert list(saved["seed_study"]) == ["mlp", "small_cnn", "lite0_imagenet"]
+    for name, study in saved["seed_study"].items():
+        record = saved["models"][name]
+        assert study["seeds"] == [record["seed"], record["seed"] + 1]
+        assert study["test_auc"][0] == record["test"]["auc"]
+    assert saved["models"]["small_cnn"]["recipe"]["kind"] == "baseline"
+    assert saved["models"]["small_cnn"]["recipe"]["augment"] and not saved["models"]["mlp"]["recipe"]["augment"]
     assert saved["explanations"]["checks"] == {"explained_pixels_equal_test_file": True, "same_seed_same_mask": True}
     best = saved["cross_dataset"]["best_on_validation"]  # notebook 7: chosen on validation across both archives
     assert best == max(MODELS, key=lambda n: saved["models"][n]["selection_auc"])

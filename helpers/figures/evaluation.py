@@ -88,23 +88,32 @@ def plot_threshold_sweep(panels: Mapping[str, tuple], threshold: float, model_na
     return fig
 
 
-def plot_seed_study(test_auc_by_seed: Sequence[float], seeds: Sequence[int], bootstrap_ci95: Sequence[float],
-                    model_name: str):
-    """Test AUC of each training seed beside the first run's bootstrap 95% CI: the
-    spread a retraining gives against the spread that the choice of test images gives."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    lo, hi = bootstrap_ci95
-    ax.axhspan(lo, hi, color="0.85", label=f"bootstrap 95% CI of seed {seeds[0]} (test images resampled)")
-    ax.plot(range(len(seeds)), test_auc_by_seed, "o", ms=9, color=model_colour(model_name),
-            label=f"{model_name}: test AUC per seed")
-    ax.axhline(float(np.mean(test_auc_by_seed)), color=model_colour(model_name), ls="--", lw=1,
-               label=f"mean over {len(seeds)} seeds: {np.mean(test_auc_by_seed):.3f}")
-    ax.set_xticks(range(len(seeds)), [str(s) for s in seeds])
-    span = max(hi, max(test_auc_by_seed)) - min(lo, min(test_auc_by_seed))
-    ax.set(xlabel="training seed", ylabel="test ROC AUC", xlim=(-0.6, len(seeds) - 0.4),
-           ylim=(min(lo, min(test_auc_by_seed)) - 0.4 * span - 0.005, max(hi, max(test_auc_by_seed)) + 0.15 * span
-                 + 0.005), title="Same recipe and split, other seeds")
-    ax.legend(loc="lower center", fontsize=9)
+def plot_seed_studies(studies: Mapping[str, Mapping], bootstrap_ci95: Mapping[str, Sequence[float]]):
+    """Each model's test AUC per training seed (dots, labelled by seed) beside the
+    bootstrap 95% CI of its recorded run (grey bar): the spread a retraining gives
+    against the spread the choice of test images gives. ``studies``: model name ->
+    ``report.records.seed_summary``; ``bootstrap_ci95``: model name -> (low, high)."""
+    names = list(studies)
+    fig, ax = plt.subplots(figsize=(max(6.5, 2.2 * len(names)), 4.2))
+    for i, name in enumerate(names):
+        study, colour = studies[name], model_colour(name)
+        lo, hi = bootstrap_ci95[name]
+        ax.add_patch(plt.Rectangle((i - 0.32, lo), 0.64, hi - lo, color="0.86", zorder=0))
+        offsets = np.linspace(-0.18, 0.18, len(study["seeds"])) if len(study["seeds"]) > 1 else [0.0]
+        ax.plot(i + np.asarray(offsets), study["test_auc"], "o", ms=8, color=colour, zorder=3)
+        for dx, auc, seed in zip(offsets, study["test_auc"], study["seeds"]):
+            ax.annotate(str(seed), (i + dx, auc), xytext=(6, 0), textcoords="offset points", fontsize=9,
+                        va="center")
+        ax.hlines(study["mean"], i - 0.3, i + 0.3, color=colour, ls="--", lw=1.5, zorder=2)
+    low = min(min(min(s["test_auc"]) for s in studies.values()), min(c[0] for c in bootstrap_ci95.values()))
+    high = max(max(max(s["test_auc"]) for s in studies.values()), max(c[1] for c in bootstrap_ci95.values()))
+    pad = 0.08 * (high - low) + 0.005
+    ax.set_xticks(range(len(names)), [f"{n}\n({len(studies[n]['seeds'])} seeds, sd {studies[n]['sd']:.3f})"
+                                      for n in names])
+    # No legend: over the bars it would hide data; the axis label says what the grey is.
+    ax.set(xlim=(-0.6, len(names) - 0.4), ylim=(low - pad, high + pad), ylabel="test ROC AUC",
+           xlabel="grey: bootstrap 95% CI of the recorded run (test images resampled)",
+           title="Same recipe and split, other seeds (dots: seeds; dashed: mean)")
     return fig
 
 

@@ -217,15 +217,22 @@ def record_data_summary(report: dict[str, Any], data_root: Path, out: OutputDirs
     return summary
 
 
-def record_seed_study(name: str, test_auc_by_seed: dict[int, float], out: OutputDirs | None = None) -> dict:
-    """Mean and spread of one model's test AUC over several seeds, into results.json."""
-    out = out or output_dirs()
+def seed_summary(test_auc_by_seed: Mapping[int, float]) -> dict[str, Any]:
+    """Seeds, test AUCs, mean, standard deviation (n - 1; 0 for one seed) and range."""
     values = np.array(list(test_auc_by_seed.values()), dtype=float)
-    study = {"model": name, "seeds": [int(s) for s in test_auc_by_seed], "test_auc": values.tolist(),
-             "mean": float(values.mean()), "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-             "min": float(values.min()), "max": float(values.max())}
-    results.update_results({"seed_study": study}, out.results)
-    return study
+    return {"seeds": [int(s) for s in test_auc_by_seed], "test_auc": values.tolist(),
+            "mean": float(values.mean()), "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+            "min": float(values.min()), "max": float(values.max())}
+
+
+def record_seed_studies(test_auc_by_model: Mapping[str, Mapping[int, float]],
+                        out: OutputDirs | None = None) -> dict[str, dict[str, Any]]:
+    """Each model's test AUC over several seeds, into results.json under ``seed_study``
+    (replaced whole: a model left out of this study keeps no spread from an older one)."""
+    out = out or output_dirs()
+    studies = {name: seed_summary(aucs) for name, aucs in test_auc_by_model.items()}
+    results.replace_section("seed_study", studies, out.results)
+    return studies
 
 
 # ---------------------------------------------------------------------------

@@ -10,7 +10,8 @@
 ``imbalance``     class weights and the focal loss
 ``multiclass``    the seven-class fit (early stopping on validation balanced accuracy)
                   and the metadata-only scikit-learn baselines
-``recipes``       the recorded Lite0 recipe of notebook 3 and notebook 6's seed study
+``recipes``       the recorded recipes (baselines of notebook 2, Lite0 of notebook 3)
+                  and notebook 6's seed study
 ================  ================================================================
 
 A new way to train goes into ``fitting`` (or a recipe into ``recipes``, recorded
@@ -19,8 +20,8 @@ with its model so it can be repeated exactly).
 from .augment import ArtefactAugmentation, Augmentation, augmented_examples
 from .fitting import FitResult, augmented_pool, fit, fit_transfer, predict_array, predict_proba
 from .imbalance import LOSS_CANDIDATES, LossChoice, class_weights
-from .recipes import Lite0Recipe, recorded_recipe, seed_study, train_lite0
+from .recipes import BaselineRecipe, Lite0Recipe, recorded_recipe, seed_study, train_baseline, train_lite0
 
-__all__ = ["ArtefactAugmentation", "Augmentation", "FitResult", "LOSS_CANDIDATES", "Lite0Recipe", "LossChoice",
+__all__ = ["ArtefactAugmentation", "Augmentation", "BaselineRecipe", "FitResult", "LOSS_CANDIDATES", "Lite0Recipe", "LossChoice",
            "augmented_examples", "augmented_pool", "class_weights", "fit", "fit_transfer", "predict_array",
-           "predict_proba", "recorded_recipe", "seed_study", "train_lite0"]
+           "predict_proba", "recorded_recipe", "seed_study", "train_baseline", "train_lite0"]

@@ -1,6 +1,7 @@
 """Training recipes recorded with their models, so a run can be repeated
-exactly: the two-stage EfficientNet-Lite0 recipe of notebook 3, and the seed
-study of notebook 6 that retrains a recorded model with further seeds."""
+exactly: the baselines of notebook 2, the two-stage EfficientNet-Lite0 recipe of
+notebook 3, and the seed study of notebook 6 that retrains a recorded model with
+further seeds."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -12,10 +13,45 @@ from .. import results, seeding
 from ..config import OutputDirs, output_dirs
 from ..data.arrays import DATA_ROOT, SplitArrays, load_split_arrays
 from ..evaluation.binary import binary_metrics
+from ..models import baselines
 from ..models.transfer import build_lite0_transfer, calibrate_batch_norm, lite0_unfreezer
 from ..explain.counterfactual import training_bank
 from .augment import ArtefactAugmentation, Augmentation
-from .fitting import fit_transfer, predict_proba
+from .fitting import fit, fit_transfer, predict_proba
+
+
+@dataclass(frozen=True)
+class BaselineRecipe:
+    """How notebook 2 trains a baseline from scratch (``training.fit``: early stopping
+    on validation AUC). Recorded with the model, for the seed study."""
+
+    builder: str                # "mlp" or "small_cnn": models.baselines.build_<builder>
+    image_size: int = 64
+    epochs: int = 40            # at most
+    batch_size: int = 32
+    patience: int = 8
+    learning_rate: float = 1e-3
+    augment: bool = False       # flips, rotations, crops and colour jitter (training.Augmentation)
+
+    def __post_init__(self):
+        if not callable(getattr(baselines, f"build_{self.builder}", None)):
+            raise ValueError(f"no baseline called {self.builder!r}: one of mlp, small_cnn")
+
+    def as_record(self) -> dict[str, Any]:
+        return {"kind": "baseline", **asdict(self)}
+
+
+def train_baseline(recipe: BaselineRecipe, arrays: SplitArrays, seed: int):
+    """Build and train one baseline by ``recipe``, seeded; returns (model, FitResult)."""
+    if arrays.image_size != recipe.image_size:
+        raise ValueError(f"images are {arrays.image_size} px, the recipe wants {recipe.image_size}")
+    seeding.set_seed(seed)
+    model = getattr(baselines, f"build_{recipe.builder}")(recipe.image_size)
+    result = fit(model, arrays.x["train"], arrays.y["train"], arrays.x["val"], arrays.y["val"],
+                 epochs=recipe.epochs, seed=seed, batch_size=recipe.batch_size, patience=recipe.patience,
+                 learning_rate=recipe.learning_rate, augment=Augmentation() if recipe.augment else None,
+                 verbose=0)
+    return model, result
 
 
 @dataclass(frozen=True)
@@ -84,31 +120,42 @@ def artefact_augmentation(arrays: SplitArrays, seed: int, *, n_scan: int = 800, 
 
 
 def recorded_recipe(name: str = "lite0_imagenet", out: OutputDirs | None = None
-                    ) -> tuple[dict[str, Any], Lite0Recipe]:
-    """The results.json record of a Lite0 model notebook 3 trained, and its recipe."""
+                    ) -> tuple[dict[str, Any], Lite0Recipe | BaselineRecipe]:
+    """The results.json record of a model notebook 2 or 3 trained by a recipe, and the recipe."""
     out = out or output_dirs()
     record = results.load_results(out.results).get("models", {}).get(name)
     if record is None or "recipe" not in record:
-        raise LookupError(f"{out.results} has no {name} trained by a recorded recipe: run "
-                          "notebooks/3_Transfer_Learning_Models.ipynb first (with the same settings).")
-    return record, Lite0Recipe(**record["recipe"])
+        raise LookupError(f"{out.results} has no {name} trained by a recorded recipe: run notebooks 2 and 3 "
+                          "(2_Image_Processing_and_Modeling, 3_Transfer_Learning_Models) first, with the same "
+                          "settings.")
+    fields = dict(record["recipe"])
+    if fields.pop("kind", None) == "baseline":
+        return record, BaselineRecipe(**fields)
+    return record, Lite0Recipe(**fields)
 
 
 def seed_study(name: str = "lite0_imagenet", repeats: int = 3, data_dir: str | None = None,
                out: OutputDirs | None = None) -> dict[int, float]:
-    """Retrain a recorded Lite0 model with ``repeats - 1`` further seeds by its own
-    recipe and split; returns the test AUC of every seed (the recorded run counts
-    as the first), which ``report.records.record_seed_study`` records."""
+    """Retrain a recorded model with ``repeats - 1`` further seeds by its own recipe
+    and split; returns the test AUC of every seed (the recorded run counts as the
+    first), which ``report.records.record_seed_studies`` records."""
     out = out or output_dirs()
     record, recipe = recorded_recipe(name, out)
+    if len(record.get("trained_on") or []) > 1:
+        raise ValueError(f"{name} was trained on {' + '.join(record['trained_on'])}; the seed study retrains on "
+                         "the binary data set's split only, so it cannot repeat that run yet.")
     arrays = load_split_arrays(recipe.image_size, data_dir, out)
     if len(arrays.y["test"]) != record["test"]["n"]:
         raise ValueError(f"the test set now has {len(arrays.y['test'])} images, {name} was judged on "
-                         f"{record['test']['n']}: rerun notebook 3 on this split first.")
+                         f"{record['test']['n']}: rerun the notebook that trained it on this split first.")
     aucs = {int(record["seed"]): float(record["test"]["auc"])}
     for seed in range(int(record["seed"]) + 1, int(record["seed"]) + repeats):
-        # The random-init control was given the pretrained model's fine-tuning budget: keep it.
-        tm, _ = train_lite0(recipe, arrays, seed, pretrained=record["weights"] != "none",
-                            finetune_epochs=record.get("finetune_epochs_budget"))
-        aucs[seed] = binary_metrics(arrays.y["test"], predict_proba(tm.model, arrays.x["test"]), 0.5)["auc"]
+        if isinstance(recipe, BaselineRecipe):
+            model, _ = train_baseline(recipe, arrays, seed)
+        else:
+            # The random-init control was given the pretrained model's fine-tuning budget: keep it.
+            tm, _ = train_lite0(recipe, arrays, seed, pretrained=record["weights"] != "none",
+                                finetune_epochs=record.get("finetune_epochs_budget"))
+            model = tm.model
+        aucs[seed] = binary_metrics(arrays.y["test"], predict_proba(model, arrays.x["test"]), 0.5)["auc"]
     return aucs

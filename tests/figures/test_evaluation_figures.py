@@ -160,14 +160,17 @@ def test_threshold_sweep_matches_the_confusion_at_the_threshold(figure_check):
     assert np.all(np.diff(sens_line.get_ydata()) <= 0) and np.all(np.diff(spec_line.get_ydata()) >= 0)
 
 
-def test_seed_study_shows_each_seed_and_the_bootstrap_band(figure_check):
-    fig = figure_check(evf.plot_seed_study([0.91, 0.93, 0.92], [42, 43, 44], [0.89, 0.95], "lite0_imagenet"))
+def test_seed_studies_show_each_seed_and_each_bootstrap_band(figure_check):
+    studies = {"small_cnn": {"seeds": [42, 43, 44], "test_auc": [0.80, 0.86, 0.83], "mean": 0.83, "sd": 0.03},
+               "lite0_imagenet": {"seeds": [42, 43], "test_auc": [0.94, 0.93], "mean": 0.935, "sd": 0.007}}
+    fig = figure_check(evf.plot_seed_studies(studies, {"small_cnn": [0.78, 0.85], "lite0_imagenet": [0.92, 0.96]}))
     (ax,) = fig.axes
-    dots = next(line for line in ax.lines if line.get_marker() == "o")
-    assert list(dots.get_ydata()) == [0.91, 0.93, 0.92]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["42", "43", "44"]
-    (band,) = ax.patches
-    assert band.get_y() == pytest.approx(0.89) and band.get_y() + band.get_height() == pytest.approx(0.95)
+    dots = [line for line in ax.lines if line.get_marker() == "o"]
+    assert [list(d.get_ydata()) for d in dots] == [[0.80, 0.86, 0.83], [0.94, 0.93]]
+    assert [t.get_text() for t in ax.texts] == ["42", "43", "44", "42", "43"]  # each dot names its seed
+    bands = sorted((b.get_y(), b.get_y() + b.get_height()) for b in ax.patches)
+    assert bands == [pytest.approx((0.78, 0.85)), pytest.approx((0.92, 0.96))]
+    assert "sd 0.030" in ax.get_xticklabels()[0].get_text()
 
 
 def test_auc_by_dataset_legend_hides_no_bar(figure_check):

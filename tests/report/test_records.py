@@ -132,3 +132,14 @@ def test_mitigation_is_judged_on_the_other_data_sets_validation_split(tmp_path):
     assert same["by_dataset"]["ham10000"]["verdict"] == "no clear difference" and same["kept"]
     with pytest.raises(LookupError, match="absent has no per-data-set predictions"):
         records.record_mitigation("absent", "base", {"ham10000": other}, out=out)
+
+
+def test_seed_studies_replace_the_whole_section(tmp_path):
+    out = config.output_dirs(tmp_path)
+    records.record_seed_studies({"old_model": {1: 0.5, 2: 0.6}}, out)
+    studies = records.record_seed_studies({"mlp": {42: 0.70, 43: 0.74, 44: 0.72}, "small_cnn": {42: 0.8}}, out)
+    saved = results.load_results(out.results)["seed_study"]
+    assert saved == studies and list(saved) == ["mlp", "small_cnn"]  # nothing of the older study survives
+    assert saved["mlp"]["seeds"] == [42, 43, 44] and saved["mlp"]["mean"] == pytest.approx(0.72)
+    assert saved["mlp"]["sd"] == pytest.approx(0.02) and (saved["mlp"]["min"], saved["mlp"]["max"]) == (0.70, 0.74)
+    assert saved["small_cnn"]["sd"] == 0.0  # one seed: no spread to speak of

@@ -17,8 +17,10 @@ RESULTS = {
                            "validation": {"auc": 0.95},
                            "test": {"n": 100, "auc": 0.941, "auc_ci95": [0.91, 0.96], "sensitivity": 0.88,
                                     "specificity": 0.83, "accuracy": 0.85, "balanced_accuracy": 0.855}}},
-    "seed_study": {"model": "lite0_imagenet", "seeds": [1, 2, 3], "test_auc": [0.936, 0.94, 0.944], "mean": 0.94,
-                   "sd": 0.004, "min": 0.936, "max": 0.944},
+    "seed_study": {"lite0_imagenet": {"seeds": [1, 2, 3], "test_auc": [0.936, 0.94, 0.944], "mean": 0.94,
+                                      "sd": 0.004, "min": 0.936, "max": 0.944},
+                   "small_cnn": {"seeds": [1, 2, 3], "test_auc": [0.84, 0.80, 0.88], "mean": 0.84,
+                                 "sd": 0.04, "min": 0.80, "max": 0.88}},
     "multiclass": {"lite0_image": {"task": "multiclass", "inputs": "image", "test": {"n": 900, "balanced_accuracy": 0.71,
                                                                "balanced_accuracy_ci95": [0.66, 0.76],
                                                                "auc_macro_ovr": 0.93, "top2_accuracy": 0.9,
@@ -50,7 +52,26 @@ def test_summary_numbers_come_from_results():
     assert "0.710" in lines  # multiclass balanced accuracy
     assert tables.best_binary_model(RESULTS) == "lite0_imagenet"
     table = tables.binary_table(RESULTS["models"])
-    assert table.loc["small_cnn", "AUC 95% CI"] == "0.800-0.900"
+    assert table.loc["small_cnn", "AUC 95% CI"] == "0.800-0.900" and "AUC over seeds" not in table
+
+
+def test_seed_spread_of_every_studied_model_is_read_back():
+    table = tables.binary_table(RESULTS["models"], tables.seed_studies(RESULTS))
+    assert table.loc["small_cnn", "AUC over seeds"] == "0.840 ± 0.040 (3)"
+    assert table.loc["lite0_imagenet", "AUC over seeds"] == "0.940 ± 0.004 (3)"
+    h = tables.headline(RESULTS)  # the best model's own spread; the widest one beside it
+    assert (h["seed_model"], h["seed_sd"], h["seed_sd_max_model"], h["seed_sd_max"]) == \
+        ("lite0_imagenet", 0.004, "small_cnn", 0.04)
+    assert any("small_cnn's test AUC moved most from seed to seed (standard deviation 0.040)" in line
+               for line in tables.summary_lines(RESULTS))
+    assert any(line.startswith("Seed to seed (lite0_imagenet, small_cnn) the test AUC moves with standard "
+                               "deviation up to 0.040 (small_cnn)") for line in slides._conclusion_lines(RESULTS))
+    readme = tables.readme_markdown(RESULTS)
+    assert "| 0.840 ± 0.040 (3) |" in readme and "small_cnn over 3 seeds: test AUC mean 0.840" in readme
+    # A results.json of before 2026-12-03 held one study with its model's name inside.
+    old = {**RESULTS, "seed_study": {"model": "lite0_imagenet", **RESULTS["seed_study"]["lite0_imagenet"]}}
+    assert list(tables.seed_studies(old)) == ["lite0_imagenet"]
+    assert tables.binary_table(old["models"], tables.seed_studies(old)).loc["small_cnn", "AUC over seeds"] == "1 seed"
 
 
 def test_save_fig_writes_png_atomically(tmp_path):

@@ -35,3 +35,47 @@ def test_artefact_stickers_come_from_the_binary_data_sets_training_rows(monkeypa
         recipes.artefact_augmentation(arrays, seed=0, n_scan=10)
     pd.testing.assert_frame_equal(seen[0], seen[1])  # the same rows, in the same order
     assert set(seen[0]["root"]) == {DATA_ROOT}
+
+
+def test_a_baseline_recipe_is_recorded_and_read_back_as_one(tmp_path):
+    out = config.output_dirs(tmp_path)
+    recipe = recipes.BaselineRecipe("small_cnn", image_size=16, epochs=2, augment=True)
+    results.record_model("small_cnn", {"seed": 3, "recipe": recipe.as_record()}, out.results)
+    record, again = recipes.recorded_recipe("small_cnn", out)
+    assert again == recipe and record["recipe"]["kind"] == "baseline"
+    with pytest.raises(ValueError, match="no baseline called 'resnet'"):
+        recipes.BaselineRecipe("resnet")
+
+
+def _tiny_split(n=24, size=16, seed=0):
+    import numpy as np
+    import pandas as pd
+
+    from helpers.data.arrays import SplitArrays
+
+    rng = np.random.default_rng(seed)
+    x, y, tables = {}, {}, {}
+    for s in ("train", "val", "test"):
+        y[s] = np.arange(n) % 2
+        # malignant images a little redder, so a model can learn something in two epochs
+        x[s] = rng.integers(0, 200, (n, size, size, 3)).astype(np.uint8)
+        x[s][y[s] == 1, ..., 0] += 50
+        tables[s] = pd.DataFrame({"path": [f"{s}/{i}.jpg" for i in range(n)], "label": y[s]})
+    return SplitArrays(size, tables, x, y, [])
+
+
+def test_the_seed_study_retrains_a_baseline_by_its_recipe(tmp_path, monkeypatch):
+    out = config.output_dirs(tmp_path)
+    split = _tiny_split()
+    monkeypatch.setattr(recipes, "load_split_arrays", lambda size, data_dir, out: split)
+    recipe = recipes.BaselineRecipe("mlp", image_size=16, epochs=2, patience=2)
+    results.record_model("mlp", {"seed": 5, "weights": "none", "test": {"n": 24, "auc": 0.61},
+                                 "recipe": recipe.as_record()}, out.results)
+    aucs = recipes.seed_study("mlp", repeats=3, out=out)
+    assert list(aucs) == [5, 6, 7] and aucs[5] == 0.61  # the recorded run counts as the first seed
+    assert all(0.0 <= a <= 1.0 for a in aucs.values())
+    assert recipes.seed_study("mlp", repeats=2, out=out)[6] == aucs[6]  # one seed, one result
+    results.record_model("both", {"seed": 5, "weights": "none", "test": {"n": 24, "auc": 0.7},
+                                  "trained_on": ["isic-mvb", "ham10000"], "recipe": recipe.as_record()}, out.results)
+    with pytest.raises(ValueError, match="trained on isic-mvb \\+ ham10000"):
+        recipes.seed_study("both", repeats=2, out=out)
