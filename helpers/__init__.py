@@ -10,6 +10,7 @@ subpackages it needs; no logic is copied between notebooks. Where things live
 ``results``     results.json: the one machine-readable record of a run
 ``atomic``      writing files so an interrupted run never leaves half a file
 ``seeding``     one seed for Python, NumPy and TensorFlow
+``startup``     TensorFlow imported without its C++ start-up lines
 ``data``        reading data sets, duplicates, splits, images as arrays
 ``models``      network definitions; saving, finding and loading models
 ``training``    augmentation, fitting, recipes

@@ -9,7 +9,6 @@ values all live in ``helpers.config.QUICK``.
 from __future__ import annotations
 
 import inspect
-import os
 import platform
 from dataclasses import dataclass
 from importlib import metadata
@@ -17,9 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 
-# Before TensorFlow is first imported (by ``seeding`` below): its C++ start-up
-# lines are not for readers of the notebooks.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from .startup import import_tensorflow_quietly
+
+# Before anything below imports TensorFlow: its C++ start-up lines are not for
+# readers of the notebooks.
+import_tensorflow_quietly()
 
 from . import __version__  # noqa: E402
 from .config import QUICK, OutputDirs, output_dirs  # noqa: E402

@@ -195,8 +195,12 @@ def test_headline_numbers_match_the_recorded_quick_run(chain):
     expected = json.loads(EXPECTED.read_text())
     got = headline(final)
     assert set(got) == set(expected["values"])
+    def tolerance(key):  # a wider one where the recording says which values move most between machines
+        return max([t for prefix, t in expected.get("tolerances", {}).items() if key.startswith(prefix)]
+                   + [expected["tolerance"]])
+
     off = {k: (got[k], v) for k, v in expected["values"].items()
-           if (abs(got[k] - v) > expected["tolerance"] if isinstance(v, float) else got[k] != v)}
+           if (abs(got[k] - v) > tolerance(k) if isinstance(v, float) else got[k] != v)}
     assert not off, f"changed from the recorded quick run (got, recorded): {off}"
 
 

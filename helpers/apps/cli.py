@@ -11,6 +11,7 @@ from pathlib import Path
 from ..config import DEVICE_SETTINGS, NOTEBOOKS, REPO_ROOT, TFLITE_FLOAT_TOLERANCE, TFLITE_HELD_OUT
 from ..data.collection import DEFAULT_HAM_OUT
 from ..data.download import DEFAULT_LIMIT, DEFAULT_OUT
+from ..startup import import_tensorflow_quietly
 
 PREDICT_DESCRIPTION = """\
 Print, for each image, the model's labels with probabilities (most probable
@@ -135,6 +136,7 @@ COMMANDS = {
     "calibrate": ("calibrate", "run_calibrate"),
     "serve": ("serve", "run_serve"),
 }
+LIGHT_COMMANDS = ("reproduce", "download")  # they never import TensorFlow in this process
 THRESHOLD_HELP = ("which threshold decides: 'clinic' (refitted on your clinic's images by `calibrate`, when "
                   "there is one; the default) or 'validation' (chosen on the chain's validation split)")
 
@@ -254,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     module, entry = COMMANDS[args.command]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported: its C++ start-up chatter
+    if args.command not in LIGHT_COMMANDS:
+        import_tensorflow_quietly()  # the lines that setting does not reach
     # Imported here, not at the top: most commands import TensorFlow (about 4 s),
     # which `--help` and the chain runner itself do not need.
     run = getattr(importlib.import_module(f"helpers.apps.{module}"), entry)
