@@ -41,10 +41,14 @@ class BaselineRecipe:
         return {"kind": "baseline", **asdict(self)}
 
 
-def train_baseline(recipe: BaselineRecipe, arrays: SplitArrays, seed: int):
-    """Build and train one baseline by ``recipe``, seeded; returns (model, FitResult)."""
+def _check_image_size(recipe, arrays: SplitArrays) -> None:
     if arrays.image_size != recipe.image_size:
         raise ValueError(f"images are {arrays.image_size} px, the recipe wants {recipe.image_size}")
+
+
+def train_baseline(recipe: BaselineRecipe, arrays: SplitArrays, seed: int):
+    """Build and train one baseline by ``recipe``, seeded; returns (model, FitResult)."""
+    _check_image_size(recipe, arrays)
     seeding.set_seed(seed)
     model = getattr(baselines, f"build_{recipe.builder}")(recipe.image_size)
     result = fit(model, arrays.x["train"], arrays.y["train"], arrays.x["val"], arrays.y["val"],
@@ -81,8 +85,7 @@ def train_lite0(recipe: Lite0Recipe, arrays: SplitArrays, seed: int, *, pretrain
     from training images (``calibrate_batch_norm``); ``finetune_epochs``
     overrides the recipe's stage-2 budget (to give two models the same one).
     """
-    if arrays.image_size != recipe.image_size:
-        raise ValueError(f"images are {arrays.image_size} px, the recipe wants {recipe.image_size}")
+    _check_image_size(recipe, arrays)
     augment = Augmentation()
     if recipe.artefact_augmentation:
         augment = artefact_augmentation(arrays, seed, **recipe.artefact_augmentation)
