@@ -35,6 +35,17 @@ def test_parameters_cell_has_the_quick_switch(name):
 
 
 @pytest.mark.parametrize("name", config.NOTEBOOKS)
+def test_papermill_sees_every_parameter(name):
+    """papermill drops a line it cannot parse (e.g. one whose comment holds "=") with a log
+    line only: that parameter could then not be set by reproduce or on the command line."""
+    from helpers.apps.reproduce import declared_parameters
+
+    tagged = [c for c in _read(name).cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assigned = set(re.findall(r"^(\w+)\s*=", tagged[0].source, re.M))
+    assert assigned and declared_parameters(config.NOTEBOOKS_DIR / name) == assigned
+
+
+@pytest.mark.parametrize("name", config.NOTEBOOKS)
 def test_committed_outputs_have_no_errors_or_library_noise(name):
     for i, cell in enumerate(_read(name).cells):
         for out in cell.get("outputs", []):
