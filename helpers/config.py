@@ -52,7 +52,7 @@ QUICK: dict[str, dict[str, int]] = {
     "data": {"subset_per_class": 30, "artefact_sample": 40},          # 1: per given split and class (diagnosis)
     "baselines": {"epochs": 3},                                        # 2
     "transfer": {"epochs": 1, "head_epochs": 2, "vgg_finetune_epochs": 1, "lite0_image_size": 64,  # 3
-                 "artefact_scan": 150},
+                 "artefact_scan": 150, "pool_copies": 2},
     "explain": {"lime_samples": 200, "lime_images": 3, "artefact_sample": 60},                      # 4
     "multiclass": {"image_size": 64, "epochs": 2, "head_epochs": 3, "pool_copies": 2, "n_resamples": 200},  # 5
     "seeds": {"seed_repeats": 2},                                      # 6
@@ -68,8 +68,8 @@ FULL: dict[str, dict[str, Any]] = {
     "3_Transfer_Learning_Models.ipynb": {"image_size": 224, "lite0_image_size": 224, "epochs": 60,
                                          "vgg_finetune_epochs": 10},
     "5_Multiclass_and_Metadata.ipynb": {"image_size": 224, "epochs": 40},          # HAM10000 copies are 224 px
-    "6_Seed_Variability.ipynb": {"seed_repeats": 5, "models": ["mlp", "small_cnn", "lite0_imagenet",
-                                                                "lite0_random_init", "lite0_artefact_aug"]},
+    "6_Seed_Variability.ipynb": {"seed_repeats": 5, "models": ["mlp", "small_cnn", "vgg16_random_init", "lite0_imagenet",
+                                                                "lite0_both", "lite0_random_init", "lite0_artefact_aug"]},
 }
 
 # TFLite export (``python -m helpers export-tflite``): held-out images for the

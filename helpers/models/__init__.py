@@ -3,8 +3,9 @@
 ================  ===============================================================
 ``baselines``     the MLP and the small CNN of notebook 2
 ``heads``         the classification head every transfer model shares
-``transfer``      VGG16 and EfficientNet-Lite0 under a head (binary or 7 classes)
-``fusion``        image + metadata fusion; the split network for cached fine-tuning
+``transfer``      VGG16 and EfficientNet-Lite0 under a head (binary or 7 classes); the split
+                  of Lite0 into a frozen bottom and a top, to fine-tune on cached maps
+``fusion``        image + metadata fusion, and the seven-class models on cached maps
 ``layers``        custom layers that live inside saved models (preprocessing)
 ``efficientnet_lite``, ``torch_legacy``   Lite0 in Keras with offline ImageNet weights
 ``saved``         save, find (best on validation), load, and ``Predictor``

@@ -1,6 +1,7 @@
 """Seven-class models built from one Lite0 ``TransferModel``: the image +
-metadata fusion model, and the split network used to fine-tune on cached
-feature maps.
+metadata fusion model, and the models that fine-tune it on cached feature maps
+(the split itself, ``split_backbone``, lives in ``transfer``: notebook 3's
+binary Lite0 fine-tunes the same way).
 
 With batch norm frozen, everything below the first unfrozen block is a fixed
 function of the (augmented) image. Its output is computed once for the
@@ -17,8 +18,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from .efficientnet_lite import BLOCK_NAMES
-from .transfer import TransferModel
+from .transfer import TransferModel, maps_model
 
 
 def assemble_fusion_model(tm: TransferModel, fusion_head, n_metadata: int):
@@ -30,22 +30,9 @@ def assemble_fusion_model(tm: TransferModel, fusion_head, n_metadata: int):
     return keras.Model([pixels, meta], fusion_head([feats, meta]), name="lite0_7class_metadata")
 
 
-def split_backbone(tm: TransferModel, n_blocks: int):
-    """(bottom, top): pixels -> input of the top ``n_blocks`` blocks -> pooled features.
-
-    Both share their layers (and weights) with ``tm.base``.
-    """
-    if not 1 <= n_blocks < len(BLOCK_NAMES):
-        raise ValueError(f"n_blocks must be in 1..{len(BLOCK_NAMES) - 1}, not {n_blocks}")
-    first = BLOCK_NAMES[len(BLOCK_NAMES) - n_blocks]
-    cut = tm.base.get_layer(f"{first}_expand_conv").input
-    return keras.Model(tm.base.input, cut, name="lite0_bottom"), keras.Model(cut, tm.base.output, name="lite0_top")
-
-
 def top_model(tm: TransferModel, top):
     """Feature maps -> 7 probabilities through the (shared) top blocks and head."""
-    maps = keras.Input(tuple(top.input.shape[1:]), name="maps")
-    return keras.Model(maps, tm.head(top(maps, training=False)), name="lite0_top_7class")
+    return maps_model(tm, top, name="lite0_top_7class")
 
 
 def joint_model(tm: TransferModel, top, fusion_head, n_metadata: int):

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from .efficientnet_lite import WEIGHTS_SOURCE, build_efficientnet_lite0, set_trainable_top_blocks
+from .efficientnet_lite import BLOCK_NAMES, WEIGHTS_SOURCE, build_efficientnet_lite0, set_trainable_top_blocks
 from .heads import build_head
 from .layers import ShadesOfGray, VGGPreprocess
 
@@ -162,6 +162,32 @@ def lite0_unfreezer(n_blocks: int = 5):
         return len(tm.base.trainable_weights)
 
     return unfreeze
+
+
+def split_backbone(tm: TransferModel, n_blocks: int):
+    """(bottom, top) of a Lite0 ``TransferModel``: raw pixels -> [the model's
+    preprocessing ->] the input of the top ``n_blocks`` blocks, and from there ->
+    the base's output. Both share their layers (and weights) with ``tm.base``.
+
+    With batch norm frozen, ``bottom`` is a fixed function of the image while
+    the top blocks are fine-tuned, so its output can be computed once and cached
+    (``training.augmented_pool``).
+    """
+    if not 1 <= n_blocks < len(BLOCK_NAMES):
+        raise ValueError(f"n_blocks must be in 1..{len(BLOCK_NAMES) - 1}, not {n_blocks}")
+    first = BLOCK_NAMES[len(BLOCK_NAMES) - n_blocks]
+    cut = tm.base.get_layer(f"{first}_expand_conv").input
+    bottom = keras.Model(tm.base.input, cut, name="lite0_bottom")
+    if tm.preprocess is not None:
+        pixels = keras.Input(tuple(tm.model.input_shape[1:]), name="pixels")
+        bottom = keras.Model(pixels, bottom(tm.preprocess(pixels)), name="lite0_bottom")
+    return bottom, keras.Model(cut, tm.base.output, name="lite0_top")
+
+
+def maps_model(tm: TransferModel, top, name: str = "lite0_top_head") -> keras.Model:
+    """Cached bottom maps -> the head's output, through the (shared) top blocks."""
+    maps = keras.Input(tuple(top.input.shape[1:]), name="maps")
+    return keras.Model(maps, tm.head(top(maps, training=False)), name=name)
 
 
 def unfreeze_vgg16_last_block(tm: "TransferModel") -> int:

@@ -332,11 +332,18 @@ def limitations(results: dict[str, Any]) -> list[str]:
 
 
 def method_lines(results: dict[str, Any]) -> list[str]:
-    n_resamples = {m.get("bootstrap", {}).get("n_resamples") for m in results.get("models", {}).values()} - {None}
+    models = results.get("models", {}).values()
+    n_resamples = {m.get("bootstrap", {}).get("n_resamples") for m in models} - {None}
+    pools = sorted({(m.get("recipe") or {}).get("pool_copies") for m in models} - {None})
+    augmentation = "Augmentation drawn afresh every epoch: flips, 90-degree rotations, crops, colour jitter."
+    if pools:
+        augmentation = ("Augmentation: flips, 90-degree rotations, crops, colour jitter; drawn afresh every epoch, "
+                        f"except in Lite0's fine-tuning, which draws from {' or '.join(map(str, pools))} cached "
+                        "copies of each training image (the original and augmented ones).")
     return [
         "Validation split carved from the training data, grouped by duplicate group, stratified, fixed seed.",
         f"Threshold chosen on validation for sensitivity of at least {_target(results)}; the test set only reports.",
-        "Augmentation drawn afresh every epoch: flips, 90-degree rotations, crops, colour jitter.",
+        augmentation,
         "Transfer learning in two stages: head on frozen features, then the top blocks fine-tuned.",
         f"AUC with a 95% bootstrap interval ({', '.join(map(str, sorted(n_resamples))) or 'n/a'} resamples "
         "of the test images).",

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..models.transfer import maps_model
 from .augment import Augmentation
 from .imbalance import class_weights
 
@@ -75,11 +76,15 @@ class FitResult:
 def fit(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
         y_val: np.ndarray, *, epochs: int, seed: int, batch_size: int = 32,
         learning_rate: float = 1e-3, patience: int = 5, augment: Augmentation | None = None,
-        verbose: int = 2) -> FitResult:
-    """Compile and train with early stopping on validation AUC, restoring the best epoch."""
+        steps_per_epoch: int | None = None, verbose: int = 2) -> FitResult:
+    """Compile and train with early stopping on validation AUC, restoring the best epoch.
+
+    An epoch is ``steps_per_epoch`` batches (default: one pass over ``x_train``).
+    """
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
                   metrics=[keras.metrics.AUC(name="auc")])
     ds, steps = train_dataset(x_train, y_train, batch_size, seed, augment)
+    steps = steps_per_epoch or steps
     stop = keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience,
                                          restore_best_weights=True)
     start = time.perf_counter()
@@ -96,12 +101,18 @@ def fit(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray, x_val: np.
 def fit_transfer(tm, x: dict[str, np.ndarray], y: dict[str, np.ndarray], *, head_epochs: int,
                  finetune_epochs: int, unfreeze, seed: int, batch_size: int = 32,
                  head_lr: float = 1e-3, finetune_lr: float = 1e-4, patience: int = 4,
-                 augment: Augmentation | None = None, verbose: int = 2) -> FitResult:
+                 augment: Augmentation | None = None, split=None, pool_copies: int = 6,
+                 verbose: int = 2) -> FitResult:
     """Two-stage transfer learning on a ``models.TransferModel``.
 
     1. Features of the frozen base are computed once; the head is trained on them.
     2. ``unfreeze(tm)`` opens the top of the base, and the whole model is
        fine-tuned with a lower learning rate and on-the-fly augmentation.
+       With ``split`` (``tm`` -> (bottom, top), e.g. ``models.transfer.split_backbone``)
+       the frozen bottom's maps are computed once for the training images and
+       ``pool_copies - 1`` augmented copies (``augmented_pool``), and only the
+       top and the head run in each epoch, on maps drawn from that pool; an epoch
+       is still one pass's worth of batches.
     Returns the combined history (stage 2 epochs follow stage 1's) and time.
     """
     start = time.perf_counter()
@@ -113,9 +124,18 @@ def fit_transfer(tm, x: dict[str, np.ndarray], y: dict[str, np.ndarray], *, head
     epochs_run, finetune_run = stage1.epochs_run, 0
     if finetune_epochs > 0:
         unfreeze(tm)
-        stage2 = fit(tm.model, x["train"], y["train"], x["val"], y["val"], epochs=finetune_epochs,
-                     seed=seed, batch_size=batch_size, learning_rate=finetune_lr, patience=patience,
-                     augment=augment, verbose=verbose)
+        finetune = dict(epochs=finetune_epochs, seed=seed, batch_size=batch_size, learning_rate=finetune_lr,
+                        patience=patience, verbose=verbose)
+        if split is None:
+            stage2 = fit(tm.model, x["train"], y["train"], x["val"], y["val"], augment=augment, **finetune)
+        else:
+            bottom, top = split(tm)
+            copies = pool_copies if augment is not None else 1  # without augmentation every copy is the same
+            pool = augmented_pool(bottom, x["train"], copies, augment, seed)
+            stage2 = fit(maps_model(tm, top), pool.reshape((-1,) + pool.shape[2:]),
+                         np.tile(y["train"], copies), predict_array(bottom, x["val"]), y["val"],
+                         steps_per_epoch=math.ceil(len(y["train"]) / batch_size), **finetune)
+            del pool
         for k, v in stage2.history.items():
             history.setdefault(k, []).extend(v)
         epochs_run, finetune_run = epochs_run + stage2.epochs_run, stage2.epochs_run

@@ -1,6 +1,6 @@
 """Training recipes recorded with their models, so a run can be repeated
-exactly: the baselines of notebook 2, the two-stage EfficientNet-Lite0 recipe of
-notebook 3, and the seed study of notebook 6 that retrains a recorded model with
+exactly: the baselines of notebook 2, VGG16 and the two-stage EfficientNet-Lite0
+recipe of notebook 3, and the seed study of notebook 6 that retrains a recorded model with
 further seeds."""
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from ..config import OutputDirs, output_dirs
 from ..data.arrays import DATA_ROOT, SplitArrays, load_split_arrays
 from ..evaluation.binary import binary_metrics
 from ..models import baselines
-from ..models.transfer import build_lite0_transfer, calibrate_batch_norm, lite0_unfreezer
+from ..models.transfer import (build_lite0_transfer, build_vgg16_transfer, calibrate_batch_norm, lite0_unfreezer,
+                               split_backbone, unfreeze_vgg16_last_block)
 from ..explain.counterfactual import training_bank
 from .augment import ArtefactAugmentation, Augmentation
 from .fitting import fit, fit_transfer, predict_proba
@@ -59,6 +60,34 @@ def train_baseline(recipe: BaselineRecipe, arrays: SplitArrays, seed: int):
 
 
 @dataclass(frozen=True)
+class Vgg16Recipe:
+    """How notebook 3 trains VGG16 (``training.fit_transfer``): the head on frozen
+    features, then block 5 fine-tuned only where the ImageNet weights loaded
+    (without them the base is random, and only the head is trained)."""
+
+    image_size: int = 64
+    head_epochs: int = 20
+    finetune_epochs: int = 2    # block 5, ImageNet weights only
+    batch_size: int = 32
+
+    def as_record(self) -> dict[str, Any]:
+        return {"kind": "vgg16", **asdict(self)}
+
+
+def train_vgg16(recipe: Vgg16Recipe, arrays: SplitArrays, seed: int, *, try_imagenet: bool = True):
+    """Build and train VGG16 by ``recipe``, seeded; returns (TransferModel, FitResult).
+    ``try_imagenet=False`` keeps the random base without trying the download."""
+    _check_image_size(recipe, arrays)
+    seeding.set_seed(seed)
+    tm = build_vgg16_transfer(recipe.image_size, try_imagenet)
+    fit = fit_transfer(tm, arrays.x, arrays.y, head_epochs=recipe.head_epochs,
+                       finetune_epochs=recipe.finetune_epochs if tm.weights != "none" else 0,
+                       unfreeze=unfreeze_vgg16_last_block, seed=seed, batch_size=recipe.batch_size,
+                       augment=Augmentation(), verbose=0)
+    return tm, fit
+
+
+@dataclass(frozen=True)
 class Lite0Recipe:
     """How notebook 3 trains EfficientNet-Lite0 (two stages, see ``training.fit_transfer``).
     Recorded with the model, so the seed study repeats exactly the same recipe."""
@@ -72,6 +101,10 @@ class Lite0Recipe:
     # rulers, ink and black bars pasted onto both classes in stage 2, e.g.
     # {"n_scan": 800, "per_half": 8, "sticker_rate": 0.3, "letterbox_rate": 0.15}; None: off
     artefact_augmentation: dict | None = None
+    # stage 2 on cached maps of the frozen bottom blocks: the original and pool_copies - 1
+    # augmented copies of every training image (training.fit_transfer); None: on pixels,
+    # augmentations drawn afresh every epoch (slower, the recipe of earlier runs)
+    pool_copies: int | None = None
 
     def as_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,7 +131,9 @@ def train_lite0(recipe: Lite0Recipe, arrays: SplitArrays, seed: int, *, pretrain
         tm, arrays.x, arrays.y, head_epochs=recipe.head_epochs,
         finetune_epochs=recipe.finetune_epochs if finetune_epochs is None else finetune_epochs,
         unfreeze=lite0_unfreezer(recipe.finetune_blocks), seed=seed,
-        batch_size=recipe.batch_size, augment=augment, verbose=0)
+        batch_size=recipe.batch_size, augment=augment, verbose=0,
+        **({"split": lambda m: split_backbone(m, recipe.finetune_blocks), "pool_copies": recipe.pool_copies}
+           if recipe.pool_copies else {}))
     return tm, fit
 
 
@@ -123,7 +158,7 @@ def artefact_augmentation(arrays: SplitArrays, seed: int, *, n_scan: int = 800, 
 
 
 def recorded_recipe(name: str = "lite0_imagenet", out: OutputDirs | None = None
-                    ) -> tuple[dict[str, Any], Lite0Recipe | BaselineRecipe]:
+                    ) -> tuple[dict[str, Any], Lite0Recipe | BaselineRecipe | Vgg16Recipe]:
     """The results.json record of a model notebook 2 or 3 trained by a recipe, and the recipe."""
     out = out or output_dirs()
     record = results.load_results(out.results).get("models", {}).get(name)
@@ -132,32 +167,44 @@ def recorded_recipe(name: str = "lite0_imagenet", out: OutputDirs | None = None
                           "(2_Image_Processing_and_Modeling, 3_Transfer_Learning_Models) first, with the same "
                           "settings.")
     fields = dict(record["recipe"])
-    if fields.pop("kind", None) == "baseline":
+    kind = fields.pop("kind", None)
+    if kind == "baseline":
         return record, BaselineRecipe(**fields)
+    if kind == "vgg16":
+        return record, Vgg16Recipe(**fields)
     return record, Lite0Recipe(**fields)
 
 
 def seed_study(name: str = "lite0_imagenet", repeats: int = 3, data_dir: str | None = None,
                out: OutputDirs | None = None) -> dict[int, float]:
     """Retrain a recorded model with ``repeats - 1`` further seeds by its own recipe
-    and split; returns the test AUC of every seed (the recorded run counts as the
+    and split (both archives' for a model trained on both); returns the test AUC of every seed (the recorded run counts as the
     first), which ``report.records.record_seed_studies`` records."""
     out = out or output_dirs()
     record, recipe = recorded_recipe(name, out)
-    if len(record.get("trained_on") or []) > 1:
-        raise ValueError(f"{name} was trained on {' + '.join(record['trained_on'])}; the seed study retrains on "
-                         "the binary data set's split only, so it cannot repeat that run yet.")
     arrays = load_split_arrays(recipe.image_size, data_dir, out)
     if len(arrays.y["test"]) != record["test"]["n"]:
         raise ValueError(f"the test set now has {len(arrays.y['test'])} images, {name} was judged on "
                          f"{record['test']['n']}: rerun the notebook that trained it on this split first.")
+    # A model trained on both archives is retrained on both (notebook 3's split_both) and, like
+    # its recorded run, judged on the binary data set's test split.
+    training = arrays
+    if len(record.get("trained_on") or []) > 1:
+        training = load_split_arrays(recipe.image_size, data_dir, out, roots=None)
+        found = sorted(training.tables["train"]["dataset"].unique())
+        if found != sorted(record["trained_on"]):
+            raise ValueError(f"{name} was trained on {' + '.join(record['trained_on'])}, but the split now "
+                             f"holds {' + '.join(found)}: rerun notebooks 1 and 3 with the same data first.")
     aucs = {int(record["seed"]): float(record["test"]["auc"])}
     for seed in range(int(record["seed"]) + 1, int(record["seed"]) + repeats):
         if isinstance(recipe, BaselineRecipe):
-            model, _ = train_baseline(recipe, arrays, seed)
+            model, _ = train_baseline(recipe, training, seed)
+        elif isinstance(recipe, Vgg16Recipe):
+            # the same weights as the recorded run: no new download attempt for a random-feature baseline
+            model = train_vgg16(recipe, training, seed, try_imagenet=record["weights"] != "none")[0].model
         else:
             # The random-init control was given the pretrained model's fine-tuning budget: keep it.
-            tm, _ = train_lite0(recipe, arrays, seed, pretrained=record["weights"] != "none",
+            tm, _ = train_lite0(recipe, training, seed, pretrained=record["weights"] != "none",
                                 finetune_epochs=record.get("finetune_epochs_budget"))
             model = tm.model
         aucs[seed] = binary_metrics(arrays.y["test"], predict_proba(model, arrays.x["test"]), 0.5)["auc"]

@@ -33,7 +33,7 @@ def test_lite0_split_pool_joint_model_and_saved_files_agree(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (5, 32, 32, 3)).astype("uint8")
     meta = rng.random((5, 4)).astype("float32")
-    bottom, top = fusion.split_backbone(im, 5)
+    bottom, top = transfer.split_backbone(im, 5)
     direct = fitting.predict_array(im.model, x, batch_size=2)  # 5 images: the last batch is padded
     assert direct.shape == (5, K)
     np.testing.assert_allclose(direct, fitting.predict_array(fusion.top_model(im, top), fitting.predict_array(bottom, x)), atol=1e-5)
@@ -42,7 +42,7 @@ def test_lite0_split_pool_joint_model_and_saved_files_agree(tmp_path):
     np.testing.assert_array_equal(pool[0], fitting.predict_array(bottom, x))  # copy 0: the original images
     assert not np.allclose(pool[1], pool[0])
     with pytest.raises(ValueError):
-        fusion.split_backbone(im, 16)
+        transfer.split_backbone(im, 16)
 
     n_trainable = transfer.lite0_unfreezer(5)(im)
     assert 0 < n_trainable < len(im.model.weights)

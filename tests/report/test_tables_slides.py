@@ -312,3 +312,10 @@ def test_a_wide_table_is_shrunk_to_fit_the_slide():
     capture = Capture()
     slides._slide(capture, "Small", table=wide[["test n"]])
     assert capture.inside and capture.size == 15
+
+
+def test_method_lines_say_how_lite0_drew_its_augmentations():
+    old = {"models": {"lite0_imagenet": {"recipe": {"image_size": 128}}, "mlp": {"recipe": {"kind": "baseline"}}}}
+    assert "Augmentation drawn afresh every epoch" in tables.method_lines(old)[2]
+    new = {"models": {"lite0_imagenet": {"recipe": {"image_size": 128, "pool_copies": 6}}}}
+    assert "draws from 6 cached copies of each training image" in tables.method_lines(new)[2]

@@ -68,3 +68,36 @@ def test_transfer_model_trains_head_then_finetunes(tiny_data, tmp_path):
     assert result.epochs_run == 3 and result.finetune_epochs_run == 1 and len(result.history["val_auc"]) == 3
     reloaded = keras.models.load_model(saved.save_model(tm.model, tmp_path / "vgg.keras"))
     assert np.allclose(fitting.predict_proba(tm.model, x[:4]), fitting.predict_proba(reloaded, x[:4]), atol=1e-6)
+
+
+def test_split_backbone_keeps_the_models_preprocessing(tiny_data):
+    """The colour-constancy layer of notebook 3's Lite0 sits before the base: the
+    bottom half must apply it, or cached maps would not be the model's own."""
+    x, _ = tiny_data
+    seeding.set_seed(0)
+    tm = transfer.build_lite0_transfer(32, pretrained=False, colour_constancy=True)
+    bottom, top = transfer.split_backbone(tm, 5)
+    direct = fitting.predict_array(tm.model, x[:6])
+    via_maps = fitting.predict_array(transfer.maps_model(tm, top), fitting.predict_array(bottom, x[:6]))
+    np.testing.assert_allclose(direct, via_maps, atol=1e-5)
+    plain = transfer.build_lite0_transfer(32, pretrained=False)
+    assert transfer.split_backbone(plain, 5)[0].input_shape == bottom.input_shape
+
+
+def test_finetuning_on_cached_maps_trains_only_the_top_of_the_saved_model(tiny_data):
+    x, y = tiny_data
+    seeding.set_seed(0)
+    tm = transfer.build_lite0_transfer(32, pretrained=False, colour_constancy=True)
+    bottom, top = transfer.split_backbone(tm, 3)
+    before_bottom, before_top = bottom.get_weights(), top.get_weights()
+    xs, ys = {"train": x[:32], "val": x[32:]}, {"train": y[:32], "val": y[32:]}
+    result = fitting.fit_transfer(tm, xs, ys, head_epochs=1, finetune_epochs=2, unfreeze=transfer.lite0_unfreezer(3),
+                                  seed=0, batch_size=8, augment=augment.Augmentation(), pool_copies=3,
+                                  split=lambda m: transfer.split_backbone(m, 3), patience=5, verbose=0)
+    assert result.finetune_epochs_run == 2 and len(result.history["val_auc"]) == 3
+    assert all(np.array_equal(a, b) for a, b in zip(before_bottom, bottom.get_weights()))
+    assert not all(np.array_equal(a, b) for a, b in zip(before_top, top.get_weights()))
+    # the saved model (pixels in) is the model that was fine-tuned on maps
+    np.testing.assert_allclose(fitting.predict_array(tm.model, x[32:]),
+                               fitting.predict_array(transfer.maps_model(tm, top), fitting.predict_array(bottom, x[32:])),
+                               atol=1e-5)

@@ -75,7 +75,52 @@ def test_the_seed_study_retrains_a_baseline_by_its_recipe(tmp_path, monkeypatch)
     assert list(aucs) == [5, 6, 7] and aucs[5] == 0.61  # the recorded run counts as the first seed
     assert all(0.0 <= a <= 1.0 for a in aucs.values())
     assert recipes.seed_study("mlp", repeats=2, out=out)[6] == aucs[6]  # one seed, one result
+
+
+def test_a_model_trained_on_both_archives_is_retrained_on_both_and_judged_on_the_binary_test(tmp_path, monkeypatch):
+    out = config.output_dirs(tmp_path)
+    binary, both = _tiny_split(), _tiny_split(n=40, seed=1)
+    for s in ("train", "val", "test"):
+        both.tables[s]["dataset"] = ["isic-mvb", "ham10000"] * 20
+    asked, trained_on = [], []
+    monkeypatch.setattr(recipes, "load_split_arrays",
+                        lambda size, data_dir, out, roots=(recipes.DATA_ROOT,): asked.append(roots) or
+                        (binary if roots else both))
+    real_train = recipes.train_baseline
+    monkeypatch.setattr(recipes, "train_baseline",
+                        lambda recipe, arrays, seed: trained_on.append(len(arrays.y["train"])) or real_train(recipe, arrays, seed))
+    recipe = recipes.BaselineRecipe("mlp", image_size=16, epochs=2, patience=2)
     results.record_model("both", {"seed": 5, "weights": "none", "test": {"n": 24, "auc": 0.7},
                                   "trained_on": ["isic-mvb", "ham10000"], "recipe": recipe.as_record()}, out.results)
-    with pytest.raises(ValueError, match="trained on isic-mvb \\+ ham10000"):
+    aucs = recipes.seed_study("both", repeats=2, out=out)
+    assert asked == [(recipes.DATA_ROOT,), None] and trained_on == [40] and set(aucs) == {5, 6}
+    results.record_model("both", {"seed": 5, "weights": "none", "test": {"n": 24, "auc": 0.7},
+                                  "trained_on": ["isic-mvb", "isic-2019"], "recipe": recipe.as_record()}, out.results)
+    with pytest.raises(ValueError, match="holds ham10000 \\+ isic-mvb: rerun notebooks 1 and 3"):
         recipes.seed_study("both", repeats=2, out=out)
+
+
+def test_a_recipe_recorded_before_cached_maps_reads_back_as_fine_tuning_on_pixels(tmp_path):
+    out = config.output_dirs(tmp_path)
+    old = recipes.Lite0Recipe(image_size=96).as_record()
+    del old["pool_copies"]  # the field did not exist when earlier runs recorded their recipes
+    results.record_model("lite0_imagenet", {"seed": 1, "recipe": old}, out.results)
+    assert recipes.recorded_recipe("lite0_imagenet", out)[1].pool_copies is None
+    assert recipes.Lite0Recipe(pool_copies=6).as_record()["pool_copies"] == 6
+
+
+def test_vgg16_is_retrained_by_its_recipe_without_a_new_download_attempt(tmp_path, monkeypatch):
+    out = config.output_dirs(tmp_path)
+    split = _tiny_split(size=32)
+    monkeypatch.setattr(recipes, "load_split_arrays", lambda size, data_dir, out: split)
+    tried, real_build = [], recipes.build_vgg16_transfer
+    monkeypatch.setattr(recipes, "build_vgg16_transfer",
+                        lambda size, try_imagenet=True: tried.append(try_imagenet) or real_build(size, False))
+    recipe = recipes.Vgg16Recipe(image_size=32, head_epochs=2, finetune_epochs=1, batch_size=8)
+    results.record_model("vgg16_random_init", {"seed": 3, "weights": "none", "test": {"n": 24, "auc": 0.5},
+                                               "recipe": recipe.as_record()}, out.results)
+    assert recipes.recorded_recipe("vgg16_random_init", out)[1] == recipe
+    aucs = recipes.seed_study("vgg16_random_init", repeats=2, out=out)
+    assert set(aucs) == {3, 4} and 0.0 <= aucs[4] <= 1.0 and tried == [False]
+    tm, fit = recipes.train_vgg16(recipe, split, seed=4, try_imagenet=False)
+    assert fit.finetune_epochs_run == 0 and tm.weights == "none"  # random base: the head only
