@@ -178,8 +178,9 @@ def recorded_recipe(name: str = "lite0_imagenet", out: OutputDirs | None = None
 def seed_study(name: str = "lite0_imagenet", repeats: int = 3, data_dir: str | None = None,
                out: OutputDirs | None = None) -> dict[int, float]:
     """Retrain a recorded model with ``repeats - 1`` further seeds by its own recipe
-    and split (both archives' for a model trained on both); returns the test AUC of every seed (the recorded run counts as the
-    first), which ``report.records.record_seed_studies`` records."""
+    and split (both archives' for a model trained on both); returns the test AUC of
+    every seed (the recorded run counts as the first), which
+    ``report.records.record_seed_studies`` records."""
     out = out or output_dirs()
     record, recipe = recorded_recipe(name, out)
     arrays = load_split_arrays(recipe.image_size, data_dir, out)
@@ -200,7 +201,7 @@ def seed_study(name: str = "lite0_imagenet", repeats: int = 3, data_dir: str | N
         if isinstance(recipe, BaselineRecipe):
             model, _ = train_baseline(recipe, training, seed)
         elif isinstance(recipe, Vgg16Recipe):
-            # the same weights as the recorded run: no new download attempt for a random-feature baseline
+            # the same kind of base as the recorded run: a random-feature baseline does not try the download again
             model = train_vgg16(recipe, training, seed, try_imagenet=record["weights"] != "none")[0].model
         else:
             # The random-init control was given the pretrained model's fine-tuning budget: keep it.
