@@ -40,7 +40,9 @@ from typing import Any, Callable, Iterator, Sequence
 
 import nbformat
 import papermill as pm
+import zmq
 from jupyter_client.kernelspec import KernelSpecManager
+from traitlets.config import Config
 
 from .. import config, results
 from ..atomic import exclusive_folder, read_json, write_json
@@ -66,6 +68,10 @@ FAILED_DIR = ".last-failed-run"
 PRUNED = ("images", "saved_models")
 KEPT = ("*.clinic.json", "web_page.png", "streaming_benchmark.json", "streaming_benchmark.png")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# Code and outputs travel between papermill and the kernel over local TCP: with CurveZMQ keys
+# provisioned by the kernel manager (the kernelspec ipykernel writes declares support) they are
+# encrypted, and ipykernel no longer warns at every kernel start that they are not.
+KERNEL_CONFIG = Config({"KernelManager": {"transport_encryption": "auto"}}) if zmq.has("curve") else Config()
 
 
 class ChainError(RuntimeError):
@@ -153,7 +159,7 @@ def run_notebooks(work: Path, *, notebooks: Sequence[str], parameters: dict[str,
                 pm.execute_notebook(NOTEBOOKS_DIR / nb, work / "notebooks" / nb,
                                     parameters={k: v for k, v in given.items() if k in declared},
                                     kernel_name=kernel_name, cwd=str(NOTEBOOKS_DIR), progress_bar=False,
-                                    log_output=False, engine_name=engine)
+                                    log_output=False, engine_name=engine, config=KERNEL_CONFIG)
             except Exception as exc:  # papermill raises its own error type, nbclient others
                 raise ChainError(f"notebook {nb} failed: {type(exc).__name__}: {str(exc)[-3000:]}") from exc
             timings[nb] = round(time.perf_counter() - start, 1)

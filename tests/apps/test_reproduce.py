@@ -155,6 +155,17 @@ def test_only_declared_parameters_reach_a_notebook(fake_repo, data_dir):
     assert "data_dir" not in injected  # the data folder travels in the environment, not as a machine path
 
 
+def test_the_kernel_channel_is_encrypted_and_starts_without_a_warning(fake_repo, data_dir, capfd):
+    # The kernel writes to the terminal directly (capfd, not capsys): ipykernel warns there when
+    # code and outputs travel over TCP unencrypted.
+    reproduce.reproduce(notebooks=["a.ipynb"], data_dir=data_dir, log=lambda *_: None)
+    err = capfd.readouterr().err
+    assert "without encryption" not in err
+    assert reproduce.KERNEL_CONFIG.KernelManager.transport_encryption == "auto"
+    executed = nbformat.read(fake_repo / "notebooks" / "a.ipynb", as_version=4)
+    assert not [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+
 def test_full_setting_and_devices_reach_the_notebooks(fake_repo, data_dir, monkeypatch):
     _notebook(fake_repo / "notebooks" / "c.ipynb", """
 import os
