@@ -49,8 +49,11 @@ class CellProgress:
     """Reports the start of each code cell of one notebook, at most every ``every`` seconds."""
 
     def __init__(self, name: str, nb: nbformat.NotebookNode, previous: list[float] | None,
-                 log: Callable[[str], None], every: float = 10.0):
+                 log: Callable[[str], None], every: float = 10.0, speed: float = 1.0):
         self.name, self.nb, self.log, self.every = name, nb, log, every
+        # This run's time per second of the previous run's, from the notebooks it has finished
+        # (``chain_speed``): the guess until this notebook's own cells say more.
+        self.speed = speed
         # The previous run is only a guide when it had the same cells.
         self.previous = previous if previous is not None and len(previous) == len(nb.cells) else None
         self.code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
@@ -61,7 +64,7 @@ class CellProgress:
         """Seconds left before cell ``index`` starts, or None when there is nothing to go on."""
         if self.previous is not None:
             done_before, to_go = sum(self.previous[:index]), sum(self.previous[index:])
-            speed = elapsed / done_before if done_before > 1.0 and elapsed > 1.0 else 1.0
+            speed = elapsed / done_before if done_before > 1.0 and elapsed > 1.0 else self.speed
             return to_go * speed
         done = sum(1 for i in self.code if i < index)
         return elapsed / done * (len(self.code) - done) if done else None
@@ -83,15 +86,26 @@ class CellProgress:
                  + (f", about {_minutes(left)} left" if left is not None else ""))
 
 
-def register(name: str, previous: list[float] | None, log: Callable[[str], None], every: float = 10.0) -> str:
+def chain_speed(finished: list[tuple[float, list[float] | None]]) -> float:
+    """This run's seconds per second of the previous run, over the notebooks it has
+    finished: (seconds now, previous durations per cell or None) each; 1.0 with nothing
+    to compare (a quick run after a full one, or a slower machine, shows here)."""
+    now = sum(seconds for seconds, previous in finished if previous)
+    before = sum(sum(previous) for _, previous in finished if previous)
+    return now / before if before > 1.0 and now > 1.0 else 1.0
+
+
+def register(name: str, previous: list[float] | None, log: Callable[[str], None], every: float = 10.0,
+             speed: float = 1.0) -> str:
     """Register (again) the engine that reports the progress of notebook ``name``; returns
-    the engine's name for ``papermill.execute_notebook(engine_name=...)``."""
+    the engine's name for ``papermill.execute_notebook(engine_name=...)``. ``speed``: see
+    ``chain_speed``."""
 
     class Manager(NotebookExecutionManager):
         def __init__(self, nb, *args, **kwargs):
             super().__init__(nb, *args, **kwargs)
             # The notebook as executed: with its injected-parameters cell.
-            self.progress = CellProgress(name, self.nb, previous, log, every)
+            self.progress = CellProgress(name, self.nb, previous, log, every, speed)
 
         def cell_start(self, cell, cell_index=None, **kwargs):
             if cell_index is not None:

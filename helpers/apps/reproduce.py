@@ -146,7 +146,7 @@ def run_notebooks(work: Path, *, notebooks: Sequence[str], parameters: dict[str,
     later notebook (the main one) can report the run it belongs to.
     """
     (work / "notebooks").mkdir(parents=True, exist_ok=True)
-    timings = {}
+    timings, finished = {}, []
     # TF_CPP_MIN_LOG_LEVEL: TensorFlow's C++ start-up chatter is not for readers.
     with _env(**{OUTPUT_ENV_VAR: str(work), "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}):
         for nb in notebooks:
@@ -154,7 +154,8 @@ def run_notebooks(work: Path, *, notebooks: Sequence[str], parameters: dict[str,
             start = time.perf_counter()
             declared = declared_parameters(NOTEBOOKS_DIR / nb)
             given = {**parameters, **(per_notebook or {}).get(nb, {})}
-            engine = progress.register(nb, progress.previous_durations(nbformat.read(NOTEBOOKS_DIR / nb, 4)), log)
+            previous = progress.previous_durations(nbformat.read(NOTEBOOKS_DIR / nb, 4))
+            engine = progress.register(nb, previous, log, speed=progress.chain_speed(finished))
             try:
                 pm.execute_notebook(NOTEBOOKS_DIR / nb, work / "notebooks" / nb,
                                     parameters={k: v for k, v in given.items() if k in declared},
@@ -163,6 +164,7 @@ def run_notebooks(work: Path, *, notebooks: Sequence[str], parameters: dict[str,
             except Exception as exc:  # papermill raises its own error type, nbclient others
                 raise ChainError(f"notebook {nb} failed: {type(exc).__name__}: {str(exc)[-3000:]}") from exc
             timings[nb] = round(time.perf_counter() - start, 1)
+            finished.append((timings[nb], previous))
             results.update_results({"timings": {nb: timings[nb]}}, output_dirs(work).results)
             log(f"[reproduce] {nb} done in {timings[nb]:.0f} s")
     return timings

@@ -40,6 +40,17 @@ def test_estimate_scales_the_previous_run_by_this_runs_speed():
     assert other.previous is None
 
 
+def test_the_first_guess_carries_the_speed_of_the_notebooks_already_run():
+    # Two notebooks took 30 s where the committed run took 100 s and 50 s (e.g. a quick run),
+    # a third had no previous run: 0.2 of the committed times, until this notebook's cells say more.
+    speed = progress.chain_speed([(10.0, [0.0, 100.0]), (20.0, [50.0]), (99.0, None)])
+    assert speed == pytest.approx(0.2)
+    assert progress.chain_speed([]) == 1.0 and progress.chain_speed([(5.0, None)]) == 1.0
+    p = progress.CellProgress("x.ipynb", _nb(), [0.0, 10.0, 0.0, 30.0, 60.0], print, speed=speed)
+    assert p.estimate_left(1, elapsed=0.0) == pytest.approx(20.0)
+    assert p.estimate_left(3, elapsed=20.0) == pytest.approx(180.0)  # its own cells now: twice as slow
+
+
 def test_a_run_reports_each_cell_with_its_section(tmp_path):
     source, out = tmp_path / "n.ipynb", tmp_path / "out.ipynb"
     nb = _nb()
