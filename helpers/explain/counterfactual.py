@@ -21,7 +21,7 @@ from PIL import Image
 from ..data.images import load_images
 from ..evaluation.binary import proportion_ci
 from ..evaluation.resampling import bootstrap_counts, percentile_interval
-from .artefacts import REFERENCE_SIZE, _grow, resize, scan
+from .artefacts import REFERENCE_SIZE, _grow, median_skin_colour, resize, scan
 
 PASTED = ("ruler", "ink", "letterbox")
 
@@ -68,6 +68,16 @@ def paste(image: np.ndarray, sticker: Sticker) -> np.ndarray:
     return out
 
 
+def plain_patch(image: np.ndarray, sticker: Sticker) -> np.ndarray:
+    """``image`` with the sticker's mask filled with the image's median skin colour:
+    the same place and shape as the artefact, none of its look. The control of a
+    paste: what covering that much of the image does by itself."""
+    sticker = sticker.at(image.shape[0])
+    out = np.asarray(image, dtype=np.uint8).copy()
+    out[sticker.mask] = median_skin_colour(image, exclude=sticker.mask)
+    return out
+
+
 def artefact_bank(images: np.ndarray, paths: Sequence[str], per_half: int = 8,
                   artefacts: Sequence[str] = ("ruler", "ink")) -> dict[str, dict[str, list[Sticker]]]:
     """Stickers cut from (training) images at 224 px, in two disjoint halves.
@@ -92,19 +102,23 @@ def artefact_bank(images: np.ndarray, paths: Sequence[str], per_half: int = 8,
     return bank
 
 
+def _draws(stickers: Mapping[str, Sequence[Sticker]], n: int, seed: int) -> dict[str, np.ndarray]:
+    """Which sticker of each artefact goes onto each of ``n`` images (seeded)."""
+    rng = np.random.default_rng(seed)
+    return {artefact: rng.integers(len(pool), size=n) for artefact, pool in stickers.items() if pool}
+
+
 def pasted_predictions(predict: Callable[[np.ndarray], np.ndarray], image_size: int, images: np.ndarray,
-                       stickers: Mapping[str, Sequence[Sticker]], seed: int = 0) -> dict[str, np.ndarray]:
+                       stickers: Mapping[str, Sequence[Sticker]], seed: int = 0, *,
+                       edit: Callable[[np.ndarray, Sticker], np.ndarray] = paste) -> dict[str, np.ndarray]:
     """P(malignant) of every image with one sticker of each artefact pasted on
     (a seeded draw of the artefact's stickers per image; at the images'
-    resolution, then resized to the model's size like the originals)."""
-    rng = np.random.default_rng(seed)
+    resolution, then resized to the model's size like the originals).
+    ``edit=plain_patch`` gives the control: the same draws, the same places, plain skin."""
     out = {}
-    for artefact, pool in stickers.items():
-        if not pool:
-            continue
-        pick = rng.integers(len(pool), size=len(images))
-        pasted = np.stack([paste(im, pool[k]) for im, k in zip(images, pick)])
-        out[artefact] = predict(resize(pasted, image_size))
+    for artefact, pick in _draws(stickers, len(images), seed).items():
+        edited = np.stack([edit(im, stickers[artefact][k]) for im, k in zip(images, pick)])
+        out[artefact] = predict(resize(edited, image_size))
     return out
 
 
@@ -116,22 +130,42 @@ def _bootstrap_mean_ci(d: np.ndarray, seed: int, n_resamples: int) -> list[float
 
 
 def paste_effects(model: str, p_before: np.ndarray, p_after: Mapping[str, np.ndarray], threshold: float,
-                  *, images: str, seed: int = 0, n_resamples: int = 1000) -> pd.DataFrame:
+                  *, images: str, seed: int = 0, n_resamples: int = 1000,
+                  p_control: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
     """One row per pasted artefact: mean change of P(malignant) (after - before)
     with a 95% bootstrap CI over the images, and the decisions at the model's
-    threshold that flip, with a 95% Wilson CI of their share."""
+    threshold that flip, with a 95% Wilson CI of their share.
+
+    With ``p_control`` (the same places covered with plain skin, ``plain_patch``),
+    also what the plain patch alone does (``control_*``) and the artefact against
+    the plain patch on the same image (``vs_control_*``: the change and the
+    decisions that differ): the part of the effect that is the artefact's look,
+    not the covering of part of the image.
+    """
     rows = []
     before = np.asarray(p_before, float)
     for artefact, after in p_after.items():
-        d = np.asarray(after, float) - before
+        after = np.asarray(after, float)
+        d = after - before
         flips = (before >= threshold) != (after >= threshold)
         lo, hi = proportion_ci(int(flips.sum()), len(d))
-        rows.append({"model": model, "artefact": artefact, "images": images, "n": len(d),
-                     "mean_dp": float(d.mean()), "mean_dp_ci95": _bootstrap_mean_ci(d, seed, n_resamples),
-                     "mean_abs_dp": float(np.abs(d).mean()),
-                     "flips": int(flips.sum()), "flip_rate": float(flips.mean()), "flip_rate_ci95": [lo, hi],
-                     "to_malignant": int((flips & (after >= threshold)).sum()),
-                     "to_benign": int((flips & (after < threshold)).sum())})
+        row = {"model": model, "artefact": artefact, "images": images, "n": len(d),
+               "mean_dp": float(d.mean()), "mean_dp_ci95": _bootstrap_mean_ci(d, seed, n_resamples),
+               "mean_abs_dp": float(np.abs(d).mean()),
+               "flips": int(flips.sum()), "flip_rate": float(flips.mean()), "flip_rate_ci95": [lo, hi],
+               "to_malignant": int((flips & (after >= threshold)).sum()),
+               "to_benign": int((flips & (after < threshold)).sum())}
+        if p_control is not None and artefact in p_control:
+            control = np.asarray(p_control[artefact], float)
+            control_flips = (before >= threshold) != (control >= threshold)
+            vs, differ = after - control, (after >= threshold) != (control >= threshold)
+            row.update({"control_mean_dp": float((control - before).mean()),
+                        "control_flips": int(control_flips.sum()), "control_flip_rate": float(control_flips.mean()),
+                        "vs_control_mean_dp": float(vs.mean()),
+                        "vs_control_mean_dp_ci95": _bootstrap_mean_ci(vs, seed, n_resamples),
+                        "vs_control_flips": int(differ.sum()), "vs_control_flip_rate": float(differ.mean()),
+                        "vs_control_flip_rate_ci95": list(proportion_ci(int(differ.sum()), len(d)))})
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -143,12 +177,24 @@ def paste_sentences(table: pd.DataFrame, small_change: float = 0.02, few_flips: 
         lo, hi = r.mean_dp_ci95
         flo, fhi = r.flip_rate_ci95
         met = abs(r.mean_dp) < small_change and r.flip_rate < few_flips
-        lines.append(f"{r.model}: pasting {r.artefact} onto {r.n} {r.images} moved P(malignant) by {r.mean_dp:+.3f} "
-                     f"[{lo:+.3f}, {hi:+.3f}] on average and flipped {r.flips} decisions ({r.flip_rate:.1%} "
-                     f"[{flo:.1%}-{fhi:.1%}]; {r.to_malignant} to malignant) - "
-                     + ("within" if met else "outside")
-                     + f" the target (|change| < {small_change}, flips < {few_flips:.0%}).")
+        line = (f"{r.model}: pasting {r.artefact} onto {r.n} {r.images} moved P(malignant) by {r.mean_dp:+.3f} "
+                f"[{lo:+.3f}, {hi:+.3f}] on average and flipped {r.flips} decisions ({r.flip_rate:.1%} "
+                f"[{flo:.1%}-{fhi:.1%}]; {r.to_malignant} to malignant) - "
+                + ("within" if met else "outside")
+                + f" the target (|change| < {small_change}, flips < {few_flips:.0%}).")
+        if pd.notna(getattr(r, "control_flips", np.nan)):
+            line += " " + control_sentence(r._asdict())
+        lines.append(line)
     return lines
+
+
+def control_sentence(r: Mapping) -> str:
+    """What a plain-skin patch in the artefact's place did, and the artefact against it."""
+    lo, hi = r["vs_control_mean_dp_ci95"]
+    return (f"A plain-skin patch in the same place moved it by {r['control_mean_dp']:+.3f} and flipped "
+            f"{r['control_flips']}; against that patch, the {r['artefact']}'s look moved it by "
+            f"{r['vs_control_mean_dp']:+.3f} [{lo:+.3f}, {hi:+.3f}] and changed {r['vs_control_flips']} decisions "
+            f"({r['vs_control_flip_rate']:.1%}).")
 
 
 def training_bank(table: pd.DataFrame, n_scan: int = 800, per_half: int = 8, seed: int = 0

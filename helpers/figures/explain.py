@@ -230,7 +230,8 @@ def plot_pasted(image: np.ndarray, stickers: Mapping[str, Sequence]):
 
 def plot_paste_effects(table: pd.DataFrame, small_change: float = 0.02, few_flips: float = 0.02):
     """Left: mean change of P(malignant) when each artefact is pasted on, 95% CI,
-    per model; right: share of decisions flipped, 95% CI. Dashed: the targets."""
+    per model; right: share of decisions flipped, 95% CI. Dashed: the targets.
+    White diamonds (when recorded): the same places covered with plain skin, the control."""
     models = list(dict.fromkeys(table["model"]))
     artefacts_ = list(dict.fromkeys(table["artefact"]))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
@@ -246,10 +247,14 @@ def plot_paste_effects(table: pd.DataFrame, small_change: float = 0.02, few_flip
             # clipped: a constant change has an interval equal to it, give or take rounding
             ax.errorbar(xs, values, yerr=np.clip([values - lo, hi - values], 0, None), fmt="none", ecolor="black",
                         capsize=2)
+            if f"control_{col}" in part:
+                ax.scatter(xs, part[f"control_{col}"].astype(float), marker="D", s=28, facecolor="white",
+                           edgecolor="black", linewidths=1.2, zorder=3,
+                           label="plain-skin patch (control)" if m == 0 else None)
     n = table.groupby("artefact", sort=False)["n"].first()
     for ax in (ax1, ax2):
         ax.set_xticks(range(len(artefacts_)), [f"{a}\n(n={n[a]})" for a in artefacts_])
-        ax.legend(fontsize=9)
+    ax2.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: no bar hides under it
     for y in (-small_change, small_change):
         ax1.axhline(y, color="grey", ls="--", lw=0.8)
     ax1.axhline(0, color="black", lw=0.6)

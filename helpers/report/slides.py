@@ -237,7 +237,9 @@ def _shortcut_slide(results: dict[str, Any]) -> tuple[str, list[str]] | None:
                if (models.get(model, {}).get("recipe") or {}).get("artefact_augmentation") else "")
         lines.append(f"{model} (n = {mine[0]['n']}{how}): " + "; ".join(
             f"{r['artefact']} {r['mean_dp']:+.3f} [{r['mean_dp_ci95'][0]:+.3f}, {r['mean_dp_ci95'][1]:+.3f}], "
-            f"{r['flip_rate']:.1%} flipped" for r in mine) + ".")
+            f"{r['flip_rate']:.1%} flipped"
+            + (f" ({r['control_flip_rate']:.1%} by a plain-skin patch there)"
+               if r.get("control_flips") is not None else "") for r in mine) + ".")
     for name, record in models.items():
         m = record.get("mitigation")
         if m:

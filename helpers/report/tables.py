@@ -301,9 +301,11 @@ def shortcut_lines(results: dict[str, Any], models: tuple[str | None, ...] | Non
         if models is not None and r["model"] not in models:
             continue
         lo, hi = r["mean_dp_ci95"]
+        control = (f" (a plain-skin patch in the same place: {r['control_mean_dp']:+.3f}, "
+                   f"{r['control_flip_rate']:.1%} flipped)" if r.get("control_flips") is not None else "")
         lines.append(f"{r['model']}: a pasted {r['artefact']} moves P(malignant) on {r['n']} benign isic-mvb test "
                      f"images by {r['mean_dp']:+.3f} [{lo:+.3f}, {hi:+.3f}] and flips {r['flip_rate']:.1%} "
-                     f"[{r['flip_rate_ci95'][0]:.1%}-{r['flip_rate_ci95'][1]:.1%}] of decisions.")
+                     f"[{r['flip_rate_ci95'][0]:.1%}-{r['flip_rate_ci95'][1]:.1%}] of decisions{control}.")
     for name, record in results.get("models", {}).items():
         if "mitigation" in record:
             m = record["mitigation"]

@@ -3,6 +3,7 @@ on drawn images (tests/explain/test_artefacts.py draws them)."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from artefact_factory import SIZE, skin_with_lesion, with_ink, with_ruler
@@ -61,6 +62,23 @@ def test_paste_effects_measure_change_and_flips():
     assert table.loc["ink", "mean_dp"] == 0 and table.loc["ink", "flips"] == 0
     lines = counterfactual.paste_sentences(table.reset_index())
     assert "outside the target" in lines[0] and "within the target" in lines[1]
+    assert "control" not in table.columns and "plain-skin" not in lines[0]
+
+
+def test_paste_effects_set_the_artefact_against_a_plain_patch_in_its_place():
+    before = np.array([0.1, 0.2, 0.45, 0.45])
+    after = {"ruler": np.array([0.1, 0.2, 0.55, 0.55])}
+    control = {"ruler": np.array([0.1, 0.2, 0.55, 0.45])}  # covering alone flips the third image
+    row = counterfactual.paste_effects("m", before, after, 0.5, images="benign", n_resamples=200,
+                                       p_control=control).iloc[0]
+    assert row["flips"] == 2 and row["control_flips"] == 1 and row["control_flip_rate"] == 0.25
+    assert row["control_mean_dp"] == pytest.approx(0.025)
+    assert row["vs_control_mean_dp"] == pytest.approx(0.025) and row["vs_control_flips"] == 1
+    lo, hi = row["vs_control_flip_rate_ci95"]
+    assert lo < 0.25 < hi
+    line = counterfactual.paste_sentences(pd.DataFrame([row]))[0]
+    assert "plain-skin patch in the same place moved it by +0.025 and flipped 1" in line
+    assert "changed 1 decisions (25.0%)" in line
 
 
 def test_pasted_predictions_use_the_model_on_pasted_images():
@@ -77,6 +95,19 @@ def test_pasted_predictions_use_the_model_on_pasted_images():
     base = dark(artefacts.resize(images, 112))
     assert p["letterbox"] - base == pytest.approx([0.2] * 3, abs=0.03)
     assert (p["ruler"] > base).all() and (p["ruler"] - base < 0.05).all()
+    # the control covers the same places with plain skin: no dark bars, no ruler marks
+    plain = counterfactual.pasted_predictions(dark, 112, images, stickers, edit=counterfactual.plain_patch)
+    assert plain["letterbox"] == pytest.approx(base, abs=0.01)
+    assert (plain["ruler"] <= base + 1e-9).all()
+
+
+def test_plain_patch_covers_the_stickers_place_with_the_images_skin():
+    ruler, drawn = with_ruler()
+    image = skin_with_lesion(2)
+    out = counterfactual.plain_patch(image, counterfactual.Sticker("ruler", "r.jpg", ruler, drawn))
+    assert (out[~drawn] == image[~drawn]).all()
+    colour = artefacts.median_skin_colour(image, exclude=drawn)
+    assert (out[drawn] == colour).all() and colour.mean() > 120  # skin, not the dark lesion
 
 
 def test_artefact_augmentation_pastes_on_a_share_of_images_and_is_seeded():
@@ -108,4 +139,8 @@ def test_counterfactual_figures_draw(tmp_path):
                                          images="benign", n_resamples=50)
     fig = figexplain.plot_paste_effects(table)
     fig.savefig(tmp_path / "pasted.png")
+    controlled = counterfactual.paste_effects("m", before, {"ruler": before + 0.1}, 0.5, images="benign",
+                                              n_resamples=50, p_control={"ruler": before + 0.05})
+    fig = figexplain.plot_paste_effects(controlled)
+    assert "plain-skin patch (control)" in [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
     assert (tmp_path / "pasted.png").stat().st_size > 1000

@@ -142,13 +142,15 @@ def test_shortcut_lines_come_from_the_artefact_and_mitigation_records():
             {"model": "a", "artefact": "ruler", "n": 50, "mean_dp": 0.031, "mean_dp_ci95": [0.02, 0.04],
              "flip_rate": 0.04, "flip_rate_ci95": [0.011, 0.135]},
             {"model": "b", "artefact": "ruler", "n": 50, "mean_dp": 0.001, "mean_dp_ci95": [-0.002, 0.004],
-             "flip_rate": 0.0, "flip_rate_ci95": [0.0, 0.071]}]},
+             "flip_rate": 0.0, "flip_rate_ci95": [0.0, 0.071], "control_flips": 1, "control_flip_rate": 0.02,
+             "control_mean_dp": -0.004}]},
         "models": {"b": {"mitigation": {"kept": False, "rule": "the rule", "sentence": "b minus a: no clear difference."}}}}
     lines = tables.shortcut_lines(res)
     assert lines[0] == ("Detectors checked on 200 training images labelled by eye: ruler precision 0.38 recall 0.24 "
                         "(21 marked); ink precision n/a recall 0.00 (6 marked).")
     assert "a: a pasted ruler moves P(malignant) on 50 benign" in lines[1] and "+0.031 [+0.020, +0.040]" in lines[1]
-    assert "4.0% [1.1%-13.5%]" in lines[1]
+    assert "4.0% [1.1%-13.5%]" in lines[1] and "plain-skin" not in lines[1]  # a record without the control
+    assert lines[2].endswith("of decisions (a plain-skin patch in the same place: -0.004, 2.0% flipped).")
     assert lines[-1] == "b (not kept: the rule): b minus a: no clear difference."
     assert len(tables.shortcut_lines(res, models=("b",))) == 3  # detector line, b's paste line, the mitigation
     assert tables.shortcut_lines({}) == []
@@ -280,7 +282,10 @@ def test_shortcut_slide_speaks_of_the_served_model_beside_the_one_without_the_mi
         "by_dataset": {"ham10000": {"validation": {"difference": -0.007, "ci95": [-0.017, 0.004]}}}}}
     res["artefacts"] = {"pasted_on_benign": [row("lite0_imagenet", 0.374, 0.336), row("lite0_both", 0.023, 0.014),
                                              row("lite0_artefact_aug", 0.05, 0.03)]}
+    res["artefacts"]["pasted_on_benign"][1].update(control_flips=10, control_flip_rate=10 / 349)
     title, lines = slides._shortcut_slide(res)
+    assert "4.0% flipped (2.9% by a plain-skin patch there)." in next(line for line in lines
+                                                                   if line.startswith("lite0_both"))
     assert ("lite0_artefact_aug minus lite0_imagenet, AUC: -0.007 (95% CI -0.017 to +0.004) on ham10000 validation, "
             "so kept (rule: kept unless it hurts).") in lines
     assert title == "A pasted ruler moves lite0_both's P(malignant) by +0.023, lite0_imagenet's by +0.374"
