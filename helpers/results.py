@@ -135,6 +135,9 @@ def cpu_description(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> dict[str, A
 
 def _gpus() -> list[str]:
     """The GPUs TensorFlow sees in this process (none with tensorflow-cpu)."""
+    from .startup import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # the chain runner's first TensorFlow import: without its C++ start-up lines
     from .training.devices import gpus  # TensorFlow: only when a run starts, not for every reader of results
 
     return gpus()

@@ -22,3 +22,12 @@ def test_a_fresh_process_imports_tensorflow_without_start_up_lines():
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout == "imported\n", done.stderr
     assert done.stderr == "", done.stderr  # on CPUs where oneDNN is on, TensorFlow prints two lines here
+
+
+def test_the_chain_runners_run_record_imports_tensorflow_quietly():
+    # results.run_info asks TensorFlow for GPUs: the first TensorFlow import of `reproduce`'s own process
+    code = ("import sys; from helpers import results; info = results.run_info(quick=True); "
+            "assert 'tensorflow' in sys.modules; print(type(info['machine']['gpus']).__name__)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout == "list\n", done.stderr
+    assert done.stderr == "", done.stderr
