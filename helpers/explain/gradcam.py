@@ -1,5 +1,6 @@
-"""Grad-CAM for the project's models: plain CNNs and transfer models whose base
-is a nested Model."""
+"""Grad-CAM for the project's models: plain CNNs, transfer models whose base
+is a nested Model, and ensembles of them (``models.ensemble``: the mean of the
+members' maps)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -7,6 +8,8 @@ from collections.abc import Callable
 import keras
 import numpy as np
 import tensorflow as tf
+
+from ..models.ensemble import ensemble_members
 
 
 def last_conv_layer(model: keras.Model) -> tuple[keras.Model, str]:
@@ -34,6 +37,9 @@ def grad_cam(model: keras.Model, image: np.ndarray, cls: int = 1) -> np.ndarray:
     Works for a plain CNN and for a transfer model whose base is a nested Model:
     the graph is rebuilt layer by layer so the nested base's feature map is reachable.
     """
+    members = ensemble_members(model)
+    if members:  # each member looks on its own; their mean map stands for the ensemble
+        return np.mean([grad_cam(m, image, cls) for m in members], axis=0)
     x = tf.convert_to_tensor(np.asarray(image, dtype="float32")[None])
     forward = feature_forward(model)
     with tf.GradientTape() as tape:
@@ -118,6 +124,10 @@ class GradCam:
 
     def __init__(self, model: keras.Model):
         self.image_size = int(model.input_shape[1])
+        members = ensemble_members(model)
+        self._members = [GradCam(m) for m in members] if members else None
+        if self._members:
+            return
         forward = feature_forward(model)
 
         @tf.function(input_signature=[tf.TensorSpec((1, self.image_size, self.image_size, 3), tf.float32),
@@ -134,6 +144,8 @@ class GradCam:
 
     def __call__(self, image: np.ndarray, cls: int = 1) -> np.ndarray:
         """Heat map (0..1, the model's input size) of one uint8 image at the model's size."""
+        if self._members:
+            return np.mean([member(image, cls) for member in self._members], axis=0)
         x = tf.convert_to_tensor(np.asarray(image, dtype="float32")[None])
         cam, _ = self._fn(x, tf.constant(int(cls), tf.int32))
         return cam.numpy()
