@@ -61,6 +61,7 @@ class TransferModel:
     weights: str
     backbone: str
     preprocess: layers.Layer | None = None
+    members: list[keras.Model] | None = None  # an ensemble's (models.ensemble): features/base/head are the first's
 
     @property
     def image_size(self) -> int:

@@ -91,6 +91,24 @@ def evaluate_and_record(name: str, model, fit: FitResult, split: SplitArrays, *,
     return record, probs[primary]["test"]
 
 
+def record_members(name: str, members: Sequence, seeds: Sequence[int], split: SplitArrays, *,
+                   others: Mapping[str, SplitArrays] | None = None, out: OutputDirs | None = None) -> pd.DataFrame:
+    """Each member of an ensemble (``models.ensemble``) scored alone: its validation and
+    test AUC on every data set, recorded under ``models[name]["members"]``. Their
+    spread is what one seed of the recipe gives; the ensemble is their mean logit."""
+    out = out or output_dirs()
+    sets = {_dataset_name(split): split, **{_dataset_name(a): a for a in (others or {}).values()}}
+    primary = _dataset_name(split)
+    rows = []
+    for model, seed in zip(members, seeds, strict=True):
+        by_dataset = {d: {f"{part}_auc": binary_metrics(a.y[s], predict_proba(model, a.x[s]), 0.5)["auc"]
+                          for part, s in (("validation", "val"), ("test", "test"))} for d, a in sets.items()}
+        rows.append({"seed": int(seed), "test_auc": by_dataset[primary]["test_auc"], "by_dataset": by_dataset})
+    results.update_results({"models": {name: {"members": rows}}}, out.results)
+    return pd.DataFrame([{"seed": r["seed"], **{f"{d} {k.replace('_', ' ')}": v for d, m in r["by_dataset"].items()
+                                                for k, v in m.items()}} for r in rows]).set_index("seed")
+
+
 def _write_binary_predictions(out: OutputDirs, name: str, dataset: str, part: str, split: SplitArrays,
                               p: np.ndarray, primary: bool = False) -> str:
     """ISIC-format predictions of one model on one split of one data set; returns the file name

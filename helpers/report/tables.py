@@ -42,10 +42,12 @@ def seed_studies(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {study["model"]: study} if "model" in study else dict(study)
 
 
-def _seed_cell(study: dict[str, Any] | None) -> str:
-    if not study or len(study["seeds"]) < 2:
-        return "1 seed"
-    return f"{study['mean']:.3f} ± {study['sd']:.3f} ({len(study['seeds'])})"
+def _seed_cell(study: dict[str, Any] | None, members: list[dict[str, Any]] | None = None) -> str:
+    if study and len(study["seeds"]) >= 2:
+        return f"{study['mean']:.3f} ± {study['sd']:.3f} ({len(study['seeds'])})"
+    if members:  # an ensemble: each member alone is one seed of its recipe
+        return "members " + ", ".join(f"{m['test_auc']:.3f}" for m in members)
+    return "1 seed"
 
 
 def binary_table(models: dict[str, Any], seeds: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
@@ -62,7 +64,7 @@ def binary_table(models: dict[str, Any], seeds: dict[str, dict[str, Any]] | None
                      "validation AUC": m.get("validation", {}).get("auc"),
                      "train s": None if m.get("train_seconds") is None else round(m["train_seconds"])})
         if seeds is not None:
-            rows[-1]["AUC over seeds"] = _seed_cell(seeds.get(name))
+            rows[-1]["AUC over seeds"] = _seed_cell(seeds.get(name), m.get("members"))
     return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
 
 
@@ -342,11 +344,14 @@ def method_lines(results: dict[str, Any]) -> list[str]:
         augmentation = ("Augmentation: flips, 90-degree rotations, crops, colour jitter; drawn afresh every epoch, "
                         f"except in Lite0's fine-tuning, which draws from {' or '.join(map(str, pools))} cached "
                         "copies of each training image (the original and augmented ones).")
+    ensembles = [f"{name} is the mean logit of {m['recipe']['members']} copies trained with different seeds"
+                 for name, m in results.get("models", {}).items() if (m.get("recipe") or {}).get("members", 1) > 1]
     return [
         "Validation split carved from the training data, grouped by duplicate group, stratified, fixed seed.",
         f"Threshold chosen on validation for sensitivity of at least {_target(results)}; the test set only reports.",
         augmentation,
-        "Transfer learning in two stages: head on frozen features, then the top blocks fine-tuned.",
+        "Transfer learning in two stages: head on frozen features, then the top blocks fine-tuned"
+        + (f"; {'; '.join(ensembles)}." if ensembles else "."),
         f"AUC with a 95% bootstrap interval ({', '.join(map(str, sorted(n_resamples))) or 'n/a'} resamples "
         "of the test images).",
     ]

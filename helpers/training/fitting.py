@@ -67,6 +67,7 @@ class FitResult:
     best_epoch: int
     best_score: float | None = None
     finetune_epochs_run: int = 0
+    members: list["FitResult"] | None = None  # an ensemble's: each member's own run
     seconds_per_epoch: float = field(init=False)
 
     def __post_init__(self):

@@ -4,7 +4,7 @@ recipe of notebook 3, and the seed study of notebook 6 that retrains a recorded 
 further seeds."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -14,11 +14,14 @@ from ..config import OutputDirs, output_dirs
 from ..data.arrays import DATA_ROOT, SplitArrays, load_split_arrays
 from ..evaluation.binary import binary_metrics
 from ..models import baselines
-from ..models.transfer import (build_lite0_transfer, build_vgg16_transfer, calibrate_batch_norm, lite0_unfreezer,
+from ..models.ensemble import mean_logit_ensemble
+from ..models.transfer import (TransferModel, build_lite0_transfer, build_vgg16_transfer, calibrate_batch_norm, lite0_unfreezer,
                                split_backbone, unfreeze_vgg16_last_block)
 from ..explain.counterfactual import training_bank
 from .augment import ArtefactAugmentation, Augmentation
-from .fitting import fit, fit_transfer, predict_proba
+from .fitting import FitResult, fit, fit_transfer, predict_proba
+
+MEMBER_SEED_STEP = 100  # member i of an ensemble trained with seed s gets seed s + 100 i: two seeds' ensembles share none
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,9 @@ class Lite0Recipe:
     # augmented copies of every training image (training.fit_transfer); None: on pixels,
     # augmentations drawn afresh every epoch (slower, the recipe of earlier runs)
     pool_copies: int | None = None
+    # trained this many times (seeds seed, seed + 100, ...); more than 1: the saved model is their
+    # mean logit (models.ensemble), steadier than any one seed
+    members: int = 1
 
     def as_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,6 +125,8 @@ def train_lite0(recipe: Lite0Recipe, arrays: SplitArrays, seed: int, *, pretrain
     overrides the recipe's stage-2 budget (to give two models the same one).
     """
     _check_image_size(recipe, arrays)
+    if recipe.members > 1:
+        return _train_lite0_ensemble(recipe, arrays, seed, pretrained=pretrained, finetune_epochs=finetune_epochs)
     augment = Augmentation()
     if recipe.artefact_augmentation:
         augment = artefact_augmentation(arrays, seed, **recipe.artefact_augmentation)
@@ -135,6 +143,28 @@ def train_lite0(recipe: Lite0Recipe, arrays: SplitArrays, seed: int, *, pretrain
         **({"split": lambda m: split_backbone(m, recipe.finetune_blocks), "pool_copies": recipe.pool_copies}
            if recipe.pool_copies else {}))
     return tm, fit
+
+
+def _train_lite0_ensemble(recipe: Lite0Recipe, arrays: SplitArrays, seed: int, **kwargs):
+    """``recipe.members`` single Lite0s, seeds ``seed + 100 i``, as one mean-logit model.
+    The FitResult is the first member's (history, epochs) with the time of all of them;
+    each member's own model and fit are on ``tm.members`` and ``fit.members``."""
+    trained = [train_lite0(replace(recipe, members=1), arrays, seed + MEMBER_SEED_STEP * i, **kwargs)
+               for i in range(recipe.members)]
+    first, first_fit = trained[0]
+    tm = TransferModel(mean_logit_ensemble([t.model for t, _ in trained], name="lite0_ensemble"), first.features,
+                       first.base, first.head, first.weights, first.backbone, first.preprocess,
+                       members=[t.model for t, _ in trained])
+    fit = FitResult(first_fit.history, sum(f.seconds for _, f in trained), first_fit.epochs_run,
+                    first_fit.best_epoch, first_fit.best_score, first_fit.finetune_epochs_run,
+                    members=[f for _, f in trained])
+    fit.seconds_per_epoch = first_fit.seconds_per_epoch  # one member's epoch, not the sum over members
+    return tm, fit
+
+
+def member_seeds(recipe: Lite0Recipe, seed: int) -> list[int]:
+    """The seeds of the members ``train_lite0`` trains for ``recipe`` and ``seed``."""
+    return [seed + MEMBER_SEED_STEP * i for i in range(recipe.members)]
 
 
 def artefact_augmentation(arrays: SplitArrays, seed: int, *, n_scan: int = 800, per_half: int = 8,

@@ -324,3 +324,13 @@ def test_method_lines_say_how_lite0_drew_its_augmentations():
     assert "Augmentation drawn afresh every epoch" in tables.method_lines(old)[2]
     new = {"models": {"lite0_imagenet": {"recipe": {"image_size": 128, "pool_copies": 6}}}}
     assert "draws from 6 cached copies of each training image" in tables.method_lines(new)[2]
+    assert tables.method_lines(new)[3].endswith("top blocks fine-tuned.")
+    both = {"models": {"lite0_both": {"recipe": {"image_size": 128, "members": 2}}}}
+    assert tables.method_lines(both)[3].endswith("fine-tuned; lite0_both is the mean logit of 2 copies trained "
+                                                 "with different seeds.")
+
+
+def test_an_ensembles_members_stand_in_for_its_seed_spread():
+    models = {"lite0_both": {**RESULTS["models"]["lite0_imagenet"],
+                             "members": [{"seed": 42, "test_auc": 0.9512}, {"seed": 142, "test_auc": 0.9437}]}}
+    assert tables.binary_table(models, {}).loc["lite0_both", "AUC over seeds"] == "members 0.951, 0.944"

@@ -124,3 +124,41 @@ def test_vgg16_is_retrained_by_its_recipe_without_a_new_download_attempt(tmp_pat
     assert set(aucs) == {3, 4} and 0.0 <= aucs[4] <= 1.0 and tried == [False]
     tm, fit = recipes.train_vgg16(recipe, split, seed=4, try_imagenet=False)
     assert fit.finetune_epochs_run == 0 and tm.weights == "none"  # random base: the head only
+
+
+def test_a_lite0_recipe_with_members_trains_each_seed_and_saves_their_mean_logit(tmp_path):
+    import numpy as np
+
+    from helpers.models import ensemble
+    from helpers.report import records
+    from helpers.training.fitting import predict_proba
+
+    split = _tiny_split(size=32)
+    for s in ("train", "val", "test"):
+        split.tables[s]["dataset"] = "isic-mvb"
+        split.tables[s]["image_id"] = [f"{s}_{i}" for i in range(len(split.y[s]))]
+    recipe = recipes.Lite0Recipe(image_size=32, head_epochs=1, finetune_epochs=1, finetune_blocks=1, batch_size=8,
+                                 pool_copies=2, members=2)
+    assert recipes.member_seeds(recipe, 7) == [7, 107]
+    tm, fit = recipes.train_lite0(recipe, split, seed=7, pretrained=False)
+    assert len(tm.members) == len(fit.members) == 2 and ensemble.ensemble_members(tm.model)
+    p = [predict_proba(m, split.x["test"]) for m in tm.members]
+    assert not np.allclose(p[0], p[1])  # two seeds, two models
+    logit = [np.log(q) - np.log1p(-q) for q in p]
+    mean = 1 / (1 + np.exp(-(logit[0] + logit[1]) / 2))
+    assert predict_proba(tm.model, split.x["test"]) == pytest.approx(mean, abs=1e-5)
+    assert fit.seconds == pytest.approx(sum(f.seconds for f in fit.members))
+    assert fit.history == fit.members[0].history and fit.epochs_run == fit.members[0].epochs_run
+    one, _ = recipes.train_lite0(recipes.Lite0Recipe(**{**recipe.as_record(), "members": 1}), split, seed=107,
+                                 pretrained=False)
+    assert one.members is None
+    assert predict_proba(one.model, split.x["test"]) == pytest.approx(p[1], abs=1e-6)  # member 2 is seed 107
+    out = config.output_dirs(tmp_path)
+    results.record_model("lite0_both", {"seed": 7, "recipe": recipe.as_record()}, out.results)
+    table = records.record_members("lite0_both", tm.members, [7, 107], split, out=out)
+    assert list(table.index) == [7, 107]
+    saved = results.load_results(out.results)["models"]["lite0_both"]
+    assert [m["seed"] for m in saved["members"]] == [7, 107]
+    assert saved["members"][0]["test_auc"] == pytest.approx(
+        records.binary_metrics(split.y["test"], p[0], 0.5)["auc"])
+    assert recipes.recorded_recipe("lite0_both", out)[1] == recipe
