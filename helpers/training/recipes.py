@@ -149,17 +149,16 @@ def _train_lite0_ensemble(recipe: Lite0Recipe, arrays: SplitArrays, seed: int, *
     """``recipe.members`` single Lite0s, seeds ``seed + 100 i``, as one mean-logit model.
     The FitResult is the first member's (history, epochs) with the time of all of them;
     each member's own model and fit are on ``tm.members`` and ``fit.members``."""
-    trained = [train_lite0(replace(recipe, members=1), arrays, seed + MEMBER_SEED_STEP * i, **kwargs)
-               for i in range(recipe.members)]
+    trained = [train_lite0(replace(recipe, members=1), arrays, s, **kwargs) for s in member_seeds(recipe, seed)]
     first, first_fit = trained[0]
     tm = TransferModel(mean_logit_ensemble([t.model for t, _ in trained], name="lite0_ensemble"), first.features,
                        first.base, first.head, first.weights, first.backbone, first.preprocess,
                        members=[t.model for t, _ in trained])
-    fit = FitResult(first_fit.history, sum(f.seconds for _, f in trained), first_fit.epochs_run,
-                    first_fit.best_epoch, first_fit.best_score, first_fit.finetune_epochs_run,
-                    members=[f for _, f in trained])
-    fit.seconds_per_epoch = first_fit.seconds_per_epoch  # one member's epoch, not the sum over members
-    return tm, fit
+    result = FitResult(first_fit.history, sum(f.seconds for _, f in trained), first_fit.epochs_run,
+                       first_fit.best_epoch, first_fit.best_score, first_fit.finetune_epochs_run,
+                       members=[f for _, f in trained])
+    result.seconds_per_epoch = first_fit.seconds_per_epoch  # one member's epoch, not the sum over members
+    return tm, result
 
 
 def member_seeds(recipe: Lite0Recipe, seed: int) -> list[int]:
