@@ -7,6 +7,7 @@
                   of Lite0 into a frozen bottom and a top, to fine-tune on cached maps
 ``fusion``        image + metadata fusion, and the seven-class models on cached maps
 ``layers``        custom layers that live inside saved models (preprocessing)
+``losses``        the focal loss, which the seven-class heads' saved files name
 ``ensemble``      several binary models (e.g. seeds of one recipe) as one: their mean logit
 ``efficientnet_lite``, ``torch_legacy``   Lite0 in Keras with offline ImageNet weights
 ``saved``         save, find (best on validation), load, and ``Predictor``

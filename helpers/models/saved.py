@@ -27,7 +27,7 @@ from ..results import best_on_validation, model_records
 from ..atomic import atomic_path, read_json
 from ..config import OutputDirs, output_dirs
 from ..data.labels import CLASS_NAMES
-from . import ensemble, layers  # noqa: F401  registers the custom layers, so saved models load
+from . import ensemble, layers, losses  # noqa: F401  registers the custom layers and losses, so saved models load
 
 
 DISCLAIMER = ("Research model, not a diagnosis: not validated for clinical use. "

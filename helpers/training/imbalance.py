@@ -10,6 +10,7 @@ import numpy as np
 from keras import ops
 
 from ..data.labels import DX_CLASSES
+from ..models.losses import SparseFocalLoss
 
 
 def class_weights(y: np.ndarray, n_classes: int, power: float = 1.0) -> dict[int, float]:
@@ -27,28 +28,6 @@ def class_weights(y: np.ndarray, n_classes: int, power: float = 1.0) -> dict[int
     raw[present] = (y.size / (present.sum() * counts[present])) ** power
     raw /= (raw * counts).sum() / max(y.size, 1)
     return {c: float(raw[c]) for c in range(n_classes)}
-
-
-@keras.saving.register_keras_serializable(package="helpers")
-class SparseFocalLoss(keras.losses.Loss):
-    """Focal loss (Lin et al. 2017) on integer labels: -(1 - p_t)^gamma * log p_t.
-
-    Down-weights examples the model already gets right, so training time
-    goes to the hard (often rare) ones; gamma = 0 is cross-entropy.
-    """
-
-    def __init__(self, gamma: float = 2.0, name: str = "sparse_focal", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.gamma = float(gamma)
-
-    def call(self, y_true, y_pred):
-        y_true = ops.cast(ops.reshape(y_true, (-1,)), "int32")
-        p = ops.clip(y_pred, 1e-7, 1.0 - 1e-7)
-        p_t = ops.sum(p * ops.one_hot(y_true, ops.shape(p)[-1], dtype=p.dtype), axis=-1)
-        return -ops.power(1.0 - p_t, self.gamma) * ops.log(p_t)
-
-    def get_config(self):
-        return {**super().get_config(), "gamma": self.gamma}
 
 
 def make_loss(kind: str, gamma: float = 2.0, n_heads: int = 1):

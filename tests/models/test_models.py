@@ -1,9 +1,14 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
 
 from helpers import seeding
-from helpers.models import baselines, layers, saved, transfer
+from helpers.models import baselines, heads, layers, saved, transfer
+from helpers.training.imbalance import make_loss
 
 
 @pytest.mark.parametrize("builder", [baselines.build_mlp, baselines.build_small_cnn])
@@ -73,3 +78,17 @@ def test_batch_norm_calibration_revives_a_random_base():
     bn = tm.base.get_layer("stem_bn")
     assert np.allclose(np.asarray(bn.moving_mean), expected, rtol=1e-3, atol=1e-5)
     assert bn.momentum == 0.99 and not tm.base.trainable  # restored for training
+
+
+def test_a_model_whose_head_was_compiled_with_the_focal_loss_loads_in_a_fresh_process(tmp_path):
+    # Notebook 5's seven-class files carry their head's focal loss; `predict --model lite0_7class` loads
+    # them without importing training, and failed ("Could not locate class 'SparseFocalLoss'").
+    head = heads.build_head((8,), 3, name="head")
+    head.compile(optimizer="adam", loss=make_loss("focal"))
+    features = keras.Input((8,))
+    path = saved.save_model(keras.Model(features, head(features)), tmp_path / "focal.keras")
+    code = "import sys; from helpers.models import saved; print(saved.load_model(sys.argv[1]).output_shape)"
+    done = subprocess.run([sys.executable, "-c", code, str(path)], cwd=Path(__file__).resolve().parents[2],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("(None, 3)")
