@@ -1,12 +1,12 @@
 import subprocess
 import sys
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
 from helpers import seeding
+from helpers.config import REPO_ROOT
 from helpers.models import baselines, heads, layers, saved, transfer
 from helpers.training.imbalance import make_loss
 
@@ -88,7 +88,7 @@ def test_a_model_whose_head_was_compiled_with_the_focal_loss_loads_in_a_fresh_pr
     features = keras.Input((8,))
     path = saved.save_model(keras.Model(features, head(features)), tmp_path / "focal.keras")
     code = "import sys; from helpers.models import saved; print(saved.load_model(sys.argv[1]).output_shape)"
-    done = subprocess.run([sys.executable, "-c", code, str(path)], cwd=Path(__file__).resolve().parents[2],
+    done = subprocess.run([sys.executable, "-c", code, str(path)], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("(None, 3)")
