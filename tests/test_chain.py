@@ -171,10 +171,13 @@ def test_results_are_consistent(chain):
     assert verdict["verdict"] in ("helps", "hurts", "no clear difference")
     assert mitigation["mitigation"]["kept"] == (verdict["verdict"] != "hurts")
     # the model trained on both archives takes the mitigation exactly when it was kept; it is the mean
-    # logit of notebook 3's both_members copies, each scored alone too
+    # logit of notebook 3's both_members copies, each scored alone too, and opens both_finetune_blocks
     both = saved["models"]["lite0_both"]
-    assert {**both["recipe"], "members": 1} == (mitigation["recipe"] if mitigation["mitigation"]["kept"]
-                                                else lite0["recipe"])
+    base = mitigation["recipe"] if mitigation["mitigation"]["kept"] else lite0["recipe"]
+    assert {**both["recipe"], "members": 1, "finetune_blocks": base["finetune_blocks"]} == base
+    assert (both["recipe"]["finetune_blocks"], base["finetune_blocks"]) == (12, 8)
+    cross = nbformat.read(out / "notebooks" / "7_Results_at_Another_Clinic.ipynb", as_version=4)
+    assert "lite0_both differs from lite0_artefact_aug in its recipe too: finetune_blocks 12 (vs 8)" in str(cross.cells)
     assert [m["seed"] for m in both["members"]] == [42, 142] == [42 + 100 * i for i in range(both["recipe"]["members"])]
     assert set(both["members"][0]["by_dataset"]) == {"isic-mvb", "ham10000"}
     art = saved["artefacts"]  # notebook 4: detectors checked on the 200 training images labelled by eye

@@ -143,6 +143,28 @@ def paired_sentences(paired: pd.DataFrame, reference: str) -> list[str]:
     return lines
 
 
+def recipe_differences(models: Mapping[str, Any], reference: str) -> list[str]:
+    """What, besides its training data, sets ``reference`` apart from each model recorded with
+    a recipe of the same kind (the same fields): the fields whose values differ, e.g.
+    "finetune_blocks 12 (vs 8)". A paired win is only the data's where this list is empty."""
+    mine = (models.get(reference) or {}).get("recipe")
+    if not mine:
+        return []
+    lines = []
+    for name, m in models.items():
+        theirs = m.get("recipe") if name != reference else None
+        if not theirs or set(theirs) != set(mine):
+            continue
+        fields = [f"{k} {mine[k]} (vs {theirs[k]})" for k in mine
+                  if k != "artefact_augmentation" and mine[k] != theirs[k]]
+        if bool(mine.get("artefact_augmentation")) != bool(theirs.get("artefact_augmentation")):
+            fields.append("artefact augmentation " + ("on" if mine.get("artefact_augmentation") else "off")
+                          + " (vs " + ("on" if theirs.get("artefact_augmentation") else "off") + ")")
+        if fields:
+            lines.append(f"{reference} differs from {name} in its recipe too: {', '.join(fields)}.")
+    return lines
+
+
 def per_diagnosis_sentences(by_dx: pd.DataFrame, model: str) -> list[str]:
     """For ``model``: the malignant diagnosis it misses most and the benign diagnosis it
     most often calls malignant, each with n and its 95% Wilson interval."""

@@ -69,3 +69,17 @@ def test_threshold_sentences_read_the_margin_against_the_plain_refit():
     assert lines[2] == ("With calibrate's margin (80% confidence), refitted on 100 images: 81% to 86% of the samples "
                         "reach 0.90, at mean specificity 0.410 to 0.520 (without the margin 0.600 to 0.700).")
     assert lines[3].endswith("; the margin raises the share that reach it to 81% to 86%, paid for in specificity.")
+
+
+def test_recipe_differences_name_every_field_besides_the_data():
+    lite0 = {"image_size": 128, "finetune_blocks": 8, "members": 1, "artefact_augmentation": None}
+    models = {"plain": {"recipe": lite0},
+              "aug": {"recipe": {**lite0, "artefact_augmentation": {"n_scan": 800}}},
+              "both": {"recipe": {**lite0, "finetune_blocks": 12, "members": 2, "artefact_augmentation": {"n_scan": 800}}},
+              "same": {"recipe": {**lite0, "finetune_blocks": 12, "members": 2, "artefact_augmentation": {"n_scan": 9}}},
+              "cnn": {"recipe": {"kind": "baseline", "image_size": 64}}, "old": {}}
+    lines = cross.recipe_differences(models, "both")
+    assert lines == ["both differs from plain in its recipe too: finetune_blocks 12 (vs 8), members 2 (vs 1), "
+                     "artefact augmentation on (vs off).",
+                     "both differs from aug in its recipe too: finetune_blocks 12 (vs 8), members 2 (vs 1)."]
+    assert cross.recipe_differences(models, "absent") == []
