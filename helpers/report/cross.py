@@ -155,11 +155,10 @@ def recipe_differences(models: Mapping[str, Any], reference: str) -> list[str]:
         theirs = m.get("recipe") if name != reference else None
         if not theirs or set(theirs) != set(mine):
             continue
-        fields = [f"{k} {mine[k]} (vs {theirs[k]})" for k in mine
-                  if k != "artefact_augmentation" and mine[k] != theirs[k]]
-        if bool(mine.get("artefact_augmentation")) != bool(theirs.get("artefact_augmentation")):
-            fields.append("artefact augmentation " + ("on" if mine.get("artefact_augmentation") else "off")
-                          + " (vs " + ("on" if theirs.get("artefact_augmentation") else "off") + ")")
+        aug = "artefact_augmentation"
+        toggled = bool(mine.get(aug)) != bool(theirs.get(aug))  # then on/off, last, rather than its settings
+        fields = [f"{k} {mine[k]} (vs {theirs[k]})" for k in mine if mine[k] != theirs[k] and not (k == aug and toggled)]
+        fields += [f"artefact augmentation {_on(mine[aug])} (vs {_on(theirs[aug])})"] if toggled else []
         if fields:
             lines.append(f"{reference} differs from {name} in its recipe too: {', '.join(fields)}.")
     return lines
@@ -231,6 +230,10 @@ def threshold_sentences(travel: Mapping[str, Any], target_sensitivity: float) ->
                              "in specificity." if margin_shares else
                              ": a clinic should aim above its target, or label more images."))
     return lines
+
+
+def _on(setting: Any) -> str:
+    return "on" if setting else "off"
 
 
 def _names(items: list[str]) -> str:

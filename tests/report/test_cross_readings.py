@@ -81,5 +81,8 @@ def test_recipe_differences_name_every_field_besides_the_data():
     lines = cross.recipe_differences(models, "both")
     assert lines == ["both differs from plain in its recipe too: finetune_blocks 12 (vs 8), members 2 (vs 1), "
                      "artefact augmentation on (vs off).",
-                     "both differs from aug in its recipe too: finetune_blocks 12 (vs 8), members 2 (vs 1)."]
+                     "both differs from aug in its recipe too: finetune_blocks 12 (vs 8), members 2 (vs 1).",
+                     "both differs from same in its recipe too: artefact_augmentation {'n_scan': 800} (vs {'n_scan': 9})."]
     assert cross.recipe_differences(models, "absent") == []
+    models["cnn2"] = {"recipe": {"kind": "baseline", "image_size": 32}}  # recipes without artefact augmentation
+    assert cross.recipe_differences(models, "cnn") == ["cnn differs from cnn2 in its recipe too: image_size 64 (vs 32)."]
