@@ -416,9 +416,19 @@ def readme_markdown(results: dict[str, Any]) -> str:
         parts.append(f"\nRun: commit `{(run.get('commit') or 'unknown')[:10]}`, {run.get('date')}, "
                      f"{_cpu_words(run)}, {_gpu_words(run)}, quick={run.get('quick')}"
                      + (", full setting" if run.get("full") else "") + "."
-                     + "".join(f" Rerun since: {', '.join(r['notebooks'])} at commit `{(r.get('commit') or 'unknown')[:10]}`"
-                               f", {r.get('date')}." for r in run.get("partial_reruns", [])) + "\n")
+                     + "".join(_rerun_words(run, r) for r in run.get("partial_reruns", [])) + "\n")
     return "".join(parts)
+
+
+def _rerun_words(run: dict[str, Any], rerun: dict[str, Any]) -> str:
+    """One partial rerun: its notebooks, commit and date, and its CPU where that is not the
+    whole run's (its numbers and times then come from another machine's arithmetic)."""
+    words = (f" Rerun since: {', '.join(rerun['notebooks'])} at commit `{(rerun.get('commit') or 'unknown')[:10]}`"
+             f", {rerun.get('date')}")
+    cpu = rerun.get("machine", {}).get("cpu")
+    if cpu and cpu != run.get("machine", {}).get("cpu"):
+        words += f", on another machine: {_cpu_words(rerun)}"
+    return words + "."
 
 
 def _cpu_words(run: dict[str, Any]) -> str:
