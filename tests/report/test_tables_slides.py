@@ -164,7 +164,6 @@ def test_readme_states_the_page_load_test_when_recorded():
     assert "200 uploads of one image from 8 clients" in text and "p50 0.41 s, p95 0.93 s, 0 errors" in text
 
 
-
 def test_readme_names_the_machine_of_a_rerun_on_another_cpu():
     amd = {"cpu_cores": 2, "cpu": "AMD EPYC", "cpu_vector_flags": ["avx2"]}
     intel = {"cpu_cores": 2, "cpu": "Intel Xeon", "cpu_vector_flags": ["avx512f"]}
@@ -177,6 +176,7 @@ def test_readme_names_the_machine_of_a_rerun_on_another_cpu():
     assert ("Rerun since: 5.ipynb at commit `cccccccccc`, d2, on another machine: 2 CPU cores "
             "(Intel Xeon; avx512f).") in text
     assert "Rerun since: 7.ipynb at commit `dddddddddd`, d3.\n" in text
+
 
 def test_ppv_is_restated_at_a_clinics_prevalence():
     from helpers.evaluation.binary import predictive_values
