@@ -274,7 +274,9 @@ def _multiclass_slide(results: dict[str, Any], table: pd.DataFrame) -> tuple[str
     if gain.get("ci95"):
         lines.append(f"Adding age, sex and site to the image: balanced accuracy {gain['difference']:+.3f} "
                      f"(paired 95% CI {gain['ci95'][0]:+.3f} to {gain['ci95'][1]:+.3f})"
-                     + ("; no gain the test split can tell from zero." if gain["ci95"][0] <= 0 else "."))
+                     + ("; no gain the test split can tell from zero." if gain["ci95"][0] <= 0 else
+                        # the interval resamples test images of one network; notebook 5 shows seeds move it more
+                        " for one trained network; retraining with another seed may move it more than that."))
     return title, lines
 
 

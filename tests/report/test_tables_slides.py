@@ -348,3 +348,14 @@ def test_an_ensembles_members_stand_in_for_its_seed_spread():
     models = {"lite0_both": {**RESULTS["models"]["lite0_imagenet"],
                              "members": [{"seed": 42, "test_auc": 0.9512}, {"seed": 142, "test_auc": 0.9437}]}}
     assert tables.binary_table(models, {}).loc["lite0_both", "AUC over seeds"] == "members 0.951, 0.944"
+
+
+def test_the_metadata_gain_on_the_deck_is_scoped_to_one_trained_network():
+    table = pd.DataFrame({"balanced acc.": [0.68, 0.72]})
+    for ci, ending in (([0.006, 0.079], "for one trained network; retraining with another seed may move it "
+                                        "more than that."),
+                       ([-0.02, 0.05], "; no gain the test split can tell from zero.")):
+        results = {"multiclass": {"metadata_gain": {"difference": 0.039, "ci95": ci}}}
+        _, lines = slides._multiclass_slide(results, table)
+        assert lines[-1].startswith("Adding age, sex and site to the image: balanced accuracy +0.039 (paired 95% CI")
+        assert lines[-1].endswith(ending)
