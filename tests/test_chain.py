@@ -188,6 +188,9 @@ def test_results_are_consistent(chain):
     assert {"ruler", "letterbox"} <= set(pasted["artefact"]) <= {"ruler", "ink", "letterbox"}
     assert {"lite0_imagenet", "lite0_artefact_aug"} <= set(pasted["model"])
     assert (pasted["n"] == pasted["n"].iloc[0]).all() and pasted["n"].iloc[0] > 0
+    # every paste is classed as on the skin only or over the lesion, the same split for every model
+    assert (pasted["on_skin_n"] + pasted["over_lesion_n"] == pasted["n"]).all()
+    assert pasted.groupby("artefact")["on_skin_n"].nunique().eq(1).all()
     main = nbformat.read(out / "notebooks" / "Project_Main_Notebook.ipynb", as_version=4)
     assert "agreement.tflite_float.max_abs_diff" in str(main.cells)  # the deployment record is shown there
     shown = str([c.get("outputs") for c in main.cells if c.cell_type == "code"])

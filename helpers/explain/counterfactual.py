@@ -21,9 +21,12 @@ from PIL import Image
 from ..data.images import load_images
 from ..evaluation.binary import proportion_ci
 from ..evaluation.resampling import bootstrap_counts, percentile_interval
-from .artefacts import REFERENCE_SIZE, _grow, median_skin_colour, resize, scan
+from .artefacts import REFERENCE_SIZE, _grow, lesion_mask, median_skin_colour, resize, scan
 
 PASTED = ("ruler", "ink", "letterbox")
+# A paste with at most this share of its pixels on the lesion lies "on the skin": it hides nothing
+# the model should read, so what it does is the artefact's (or the covering's) doing alone.
+ON_SKIN = 0.01
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,20 @@ def pasted_predictions(predict: Callable[[np.ndarray], np.ndarray], image_size: 
     return out
 
 
+def lesion_cover(images: np.ndarray, stickers: Mapping[str, Sequence[Sticker]], seed: int = 0
+                 ) -> dict[str, np.ndarray]:
+    """Per artefact, the share of each image's pasted pixels that lie on its
+    lesion (``artefacts.lesion_mask``, every sizeable dark region), for the same
+    draws as ``pasted_predictions`` with ``seed``. A paste over the lesion hides
+    part of what the model should read, so a change there is not all shortcut."""
+    lesions = [lesion_mask(np.asarray(im, np.uint8), all_parts=True) for im in images]
+    out = {}
+    for artefact, pick in _draws(stickers, len(images), seed).items():
+        masks = [stickers[artefact][k].at(im.shape[0]).mask for im, k in zip(images, pick)]
+        out[artefact] = np.array([(m & les).sum() / max(m.sum(), 1) for m, les in zip(masks, lesions)])
+    return out
+
+
 def _bootstrap_mean_ci(d: np.ndarray, seed: int, n_resamples: int) -> list[float | None]:
     """95% percentile interval of the mean of ``d``, on the project's shared resampling."""
     rng = np.random.default_rng(seed)
@@ -131,7 +148,8 @@ def _bootstrap_mean_ci(d: np.ndarray, seed: int, n_resamples: int) -> list[float
 
 def paste_effects(model: str, p_before: np.ndarray, p_after: Mapping[str, np.ndarray], threshold: float,
                   *, images: str, seed: int = 0, n_resamples: int = 1000,
-                  p_control: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
+                  p_control: Mapping[str, np.ndarray] | None = None,
+                  cover: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
     """One row per pasted artefact: mean change of P(malignant) (after - before)
     with a 95% bootstrap CI over the images, and the decisions at the model's
     threshold that flip, with a 95% Wilson CI of their share.
@@ -141,6 +159,10 @@ def paste_effects(model: str, p_before: np.ndarray, p_after: Mapping[str, np.nda
     the plain patch on the same image (``vs_control_*``: the change and the
     decisions that differ): the part of the effect that is the artefact's look,
     not the covering of part of the image.
+
+    With ``cover`` (``lesion_cover``), the same for the pastes that lie on the
+    skin (``on_skin_*``: at most ``ON_SKIN`` of the paste on the lesion) and the
+    flips among those that cover part of the lesion (``over_lesion_*``).
     """
     rows = []
     before = np.asarray(p_before, float)
@@ -165,8 +187,26 @@ def paste_effects(model: str, p_before: np.ndarray, p_after: Mapping[str, np.nda
                         "vs_control_mean_dp_ci95": _bootstrap_mean_ci(vs, seed, n_resamples),
                         "vs_control_flips": int(differ.sum()), "vs_control_flip_rate": float(differ.mean()),
                         "vs_control_flip_rate_ci95": list(proportion_ci(int(differ.sum()), len(d)))})
+        if cover is not None and artefact in cover:
+            row.update(_by_cover(np.asarray(cover[artefact], float) <= ON_SKIN, d, flips, seed, n_resamples,
+                                 None if p_control is None or artefact not in p_control else control_flips))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _by_cover(skin: np.ndarray, d: np.ndarray, flips: np.ndarray, seed: int, n_resamples: int,
+              control_flips: np.ndarray | None) -> dict:
+    """``paste_effects``' columns for the pastes on the skin and over the lesion."""
+    out = {}
+    for part, sel in (("on_skin", skin), ("over_lesion", ~skin)):
+        k, n = int(flips[sel].sum()), int(sel.sum())
+        out.update({f"{part}_n": n, f"{part}_flips": k, f"{part}_flip_rate": k / n if n else None,
+                    f"{part}_flip_rate_ci95": list(proportion_ci(k, n)) if n else [None, None],
+                    f"{part}_mean_dp": float(d[sel].mean()) if n else None})
+        if control_flips is not None:
+            out[f"{part}_control_flips"] = int(control_flips[sel].sum())
+    out["on_skin_mean_dp_ci95"] = _bootstrap_mean_ci(d[skin], seed, n_resamples) if skin.any() else [None, None]
+    return out
 
 
 def paste_sentences(table: pd.DataFrame, small_change: float = 0.02, few_flips: float = 0.02) -> list[str]:
@@ -184,6 +224,8 @@ def paste_sentences(table: pd.DataFrame, small_change: float = 0.02, few_flips: 
                 + f" the target (|change| < {small_change}, flips < {few_flips:.0%}).")
         if pd.notna(getattr(r, "control_flips", np.nan)):
             line += " " + control_sentence(r._asdict())
+        if pd.notna(getattr(r, "on_skin_n", np.nan)):
+            line += " " + cover_sentence(r._asdict(), small_change, few_flips)
         lines.append(line)
     return lines
 
@@ -195,6 +237,23 @@ def control_sentence(r: Mapping) -> str:
             f"{r['control_flips']}; against that patch, the {r['artefact']}'s look moved it by "
             f"{r['vs_control_mean_dp']:+.3f} [{lo:+.3f}, {hi:+.3f}] and changed {r['vs_control_flips']} decisions "
             f"({r['vs_control_flip_rate']:.1%}).")
+
+
+def cover_sentence(r: Mapping, small_change: float = 0.02, few_flips: float = 0.02) -> str:
+    """The paste on the skin against the paste over part of the lesion."""
+    if not r["on_skin_n"]:
+        return f"Every {r['artefact']} paste covered part of the lesion."
+    lo, hi = r["on_skin_flip_rate_ci95"]
+    met = abs(r["on_skin_mean_dp"]) < small_change and r["on_skin_flip_rate"] < few_flips
+    line = (f"Where the {r['artefact']} lay on the skin only ({r['on_skin_n']} images) it moved P(malignant) by "
+            f"{r['on_skin_mean_dp']:+.3f} and flipped {r['on_skin_flips']} ({r['on_skin_flip_rate']:.1%} "
+            f"[{lo:.1%}-{hi:.1%}]; {'within' if met else 'outside'} the target)")
+    if r["over_lesion_n"]:
+        line += (f"; where it covered part of the lesion ({r['over_lesion_n']} images, whose hidden part the model "
+                 f"may rightly miss) it flipped {r['over_lesion_flips']} ({r['over_lesion_flip_rate']:.1%})")
+        if pd.notna(r.get("over_lesion_control_flips", np.nan)):
+            line += f", a plain-skin patch there {int(r['over_lesion_control_flips'])}"
+    return line + "."
 
 
 def training_bank(table: pd.DataFrame, n_scan: int = 800, per_half: int = 8, seed: int = 0

@@ -231,7 +231,8 @@ def plot_pasted(image: np.ndarray, stickers: Mapping[str, Sequence]):
 def plot_paste_effects(table: pd.DataFrame, small_change: float = 0.02, few_flips: float = 0.02):
     """Left: mean change of P(malignant) when each artefact is pasted on, 95% CI,
     per model; right: share of decisions flipped, 95% CI. Dashed: the targets.
-    White diamonds (when recorded): the same places covered with plain skin, the control."""
+    White diamonds (when recorded): the same places covered with plain skin, the control;
+    crosses: the flips among the pastes that lie on the skin only (none on the lesion)."""
     models = list(dict.fromkeys(table["model"]))
     artefacts_ = list(dict.fromkeys(table["artefact"]))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
@@ -251,6 +252,9 @@ def plot_paste_effects(table: pd.DataFrame, small_change: float = 0.02, few_flip
                 ax.scatter(xs, part[f"control_{col}"].astype(float), marker="D", s=28, facecolor="white",
                            edgecolor="black", linewidths=1.2, zorder=3,
                            label="plain-skin patch (control)" if m == 0 else None)
+        if "on_skin_flip_rate" in part:
+            ax2.scatter(xs, part["on_skin_flip_rate"].astype(float), marker="x", s=36, color="black", zorder=4,
+                        label="pasted on the skin only" if m == 0 else None)
     n = table.groupby("artefact", sort=False)["n"].first()
     for ax in (ax1, ax2):
         ax.set_xticks(range(len(artefacts_)), [f"{a}\n(n={n[a]})" for a in artefacts_])

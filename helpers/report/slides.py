@@ -239,7 +239,9 @@ def _shortcut_slide(results: dict[str, Any]) -> tuple[str, list[str]] | None:
             f"{r['artefact']} {r['mean_dp']:+.3f} [{r['mean_dp_ci95'][0]:+.3f}, {r['mean_dp_ci95'][1]:+.3f}], "
             f"{r['flip_rate']:.1%} flipped"
             + (f" ({r['control_flip_rate']:.1%} by a plain-skin patch there)"
-               if r.get("control_flips") is not None else "") for r in mine) + ".")
+               if r.get("control_flips") is not None else "")
+            + (f", {r['on_skin_flip_rate']:.1%} of the {r['on_skin_n']} on the skin only"
+               if r.get("on_skin_n") else "") for r in mine) + ".")
     for name, record in models.items():
         m = record.get("mitigation")
         if m:

@@ -286,6 +286,15 @@ def _target(results: dict[str, Any]) -> str:
     return ", ".join(f"{t:.2f}" for t in sorted(targets)) or "n/a"
 
 
+def _on_skin_words(r: dict[str, Any]) -> str:
+    """The flips among the pastes that lie on the skin only, when recorded."""
+    if not r.get("on_skin_n"):
+        return ""
+    lo, hi = r["on_skin_flip_rate_ci95"]
+    return (f"; where it lies on the skin only ({r['on_skin_n']} images; the rest cover part of the lesion) it "
+            f"flips {r['on_skin_flip_rate']:.1%} [{lo:.1%}-{hi:.1%}]")
+
+
 def shortcut_lines(results: dict[str, Any], models: tuple[str | None, ...] | None = None) -> list[str]:
     """What notebooks 3 and 4 found about artefacts: how good the detectors are
     (labels by eye on training images), what pasting an artefact onto benign
@@ -307,7 +316,8 @@ def shortcut_lines(results: dict[str, Any], models: tuple[str | None, ...] | Non
                    f"{r['control_flip_rate']:.1%} flipped)" if r.get("control_flips") is not None else "")
         lines.append(f"{r['model']}: a pasted {r['artefact']} moves P(malignant) on {r['n']} benign isic-mvb test "
                      f"images by {r['mean_dp']:+.3f} [{lo:+.3f}, {hi:+.3f}] and flips {r['flip_rate']:.1%} "
-                     f"[{r['flip_rate_ci95'][0]:.1%}-{r['flip_rate_ci95'][1]:.1%}] of decisions{control}.")
+                     f"[{r['flip_rate_ci95'][0]:.1%}-{r['flip_rate_ci95'][1]:.1%}] of decisions{control}"
+                     + _on_skin_words(r) + ".")
     for name, record in results.get("models", {}).items():
         if "mitigation" in record:
             m = record["mitigation"]

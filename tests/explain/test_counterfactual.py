@@ -81,6 +81,42 @@ def test_paste_effects_set_the_artefact_against_a_plain_patch_in_its_place():
     assert "changed 1 decisions (25.0%)" in line
 
 
+def test_lesion_cover_tells_pastes_on_the_skin_from_pastes_over_the_lesion():
+    images = np.stack([skin_with_lesion(s) for s in range(3)])
+    narrow, wide = counterfactual.letterbox(SIZE, width=0.1), counterfactual.letterbox(SIZE, width=0.35)
+    cover = counterfactual.lesion_cover(images, {"letterbox": [narrow], "wide": [wide]})
+    # the drawn lesion spans x 62-162 of 224: 22 px bars miss it, 78 px bars reach into it
+    assert (cover["letterbox"] == 0).all()
+    assert ((cover["wide"] > 0.02) & (cover["wide"] < 0.5)).all()
+    # at half the size the same draws give about the same shares
+    half = counterfactual.lesion_cover(images[:, ::2, ::2], {"wide": [wide]})["wide"]
+    assert half == pytest.approx(cover["wide"], abs=0.03)
+
+
+def test_paste_effects_split_by_whether_the_paste_covers_the_lesion():
+    before = np.array([0.1, 0.45, 0.45, 0.45])
+    after = {"letterbox": np.array([0.1, 0.55, 0.55, 0.45])}
+    control = {"letterbox": np.array([0.1, 0.45, 0.55, 0.55])}
+    cover = {"letterbox": np.array([0.0, 0.005, 0.3, 0.5])}
+    row = counterfactual.paste_effects("m", before, after, 0.5, images="benign", n_resamples=200,
+                                       p_control=control, cover=cover).iloc[0]
+    assert (row["on_skin_n"], row["on_skin_flips"], row["on_skin_flip_rate"]) == (2, 1, 0.5)
+    assert (row["over_lesion_n"], row["over_lesion_flips"], row["over_lesion_control_flips"]) == (2, 1, 2)
+    assert row["on_skin_control_flips"] == 0
+    assert row["on_skin_mean_dp"] == pytest.approx(0.05)
+    lo, hi = row["on_skin_mean_dp_ci95"]
+    assert 0 <= lo <= 0.05 <= hi <= 0.1 + 1e-12
+    line = counterfactual.paste_sentences(pd.DataFrame([row]))[0]
+    assert "on the skin only (2 images) it moved P(malignant) by +0.050 and flipped 1 (50.0%" in line
+    assert "covered part of the lesion (2 images" in line and "a plain-skin patch there 2" in line
+    # every paste on the lesion: said so, no rates of an empty set
+    all_over = counterfactual.paste_effects("m", before, after, 0.5, images="benign", n_resamples=50,
+                                            cover={"letterbox": np.ones(4)}).iloc[0]
+    assert all_over["on_skin_n"] == 0 and all_over["on_skin_flip_rate"] is None
+    assert "Every letterbox paste covered part of the lesion" in counterfactual.paste_sentences(
+        pd.DataFrame([all_over]))[0]
+
+
 def test_pasted_predictions_use_the_model_on_pasted_images():
     ruler, drawn = with_ruler()
     stickers = {"ruler": [counterfactual.Sticker("ruler", "r.jpg", ruler, drawn)],
@@ -143,4 +179,9 @@ def test_counterfactual_figures_draw(tmp_path):
                                               n_resamples=50, p_control={"ruler": before + 0.05})
     fig = figexplain.plot_paste_effects(controlled)
     assert "plain-skin patch (control)" in [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert "pasted on the skin only" not in [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    split = counterfactual.paste_effects("m", before, {"ruler": before + 0.1}, 0.5, images="benign",
+                                         n_resamples=50, cover={"ruler": np.array([0.0, 0.4, 0.0])})
+    fig = figexplain.plot_paste_effects(split)
+    assert "pasted on the skin only" in [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
     assert (tmp_path / "pasted.png").stat().st_size > 1000

@@ -151,6 +151,11 @@ def test_shortcut_lines_come_from_the_artefact_and_mitigation_records():
     assert "a: a pasted ruler moves P(malignant) on 50 benign" in lines[1] and "+0.031 [+0.020, +0.040]" in lines[1]
     assert "4.0% [1.1%-13.5%]" in lines[1] and "plain-skin" not in lines[1]  # a record without the control
     assert lines[2].endswith("of decisions (a plain-skin patch in the same place: -0.004, 2.0% flipped).")
+    res["artefacts"]["pasted_on_benign"][1].update(on_skin_n=38, on_skin_flip_rate=1 / 38,
+                                                   on_skin_flip_rate_ci95=[0.005, 0.135])
+    assert tables.shortcut_lines(res)[2].endswith(
+        "2.0% flipped); where it lies on the skin only (38 images; the rest cover part of the lesion) it flips "
+        "2.6% [0.5%-13.5%].")
     assert lines[-1] == "b (not kept: the rule): b minus a: no clear difference."
     assert len(tables.shortcut_lines(res, models=("b",))) == 3  # detector line, b's paste line, the mitigation
     assert tables.shortcut_lines({}) == []
@@ -300,6 +305,9 @@ def test_shortcut_slide_speaks_of_the_served_model_beside_the_one_without_the_mi
     title, lines = slides._shortcut_slide(res)
     assert "4.0% flipped (2.9% by a plain-skin patch there)." in next(line for line in lines
                                                                    if line.startswith("lite0_both"))
+    res["artefacts"]["pasted_on_benign"][1].update(on_skin_n=250, on_skin_flip_rate=0.02)
+    assert "4.0% flipped (2.9% by a plain-skin patch there), 2.0% of the 250 on the skin only." in next(
+        line for line in slides._shortcut_slide(res)[1] if line.startswith("lite0_both"))
     assert ("lite0_artefact_aug minus lite0_imagenet, AUC: -0.007 (95% CI -0.017 to +0.004) on ham10000 validation, "
             "so kept (rule: kept unless it hurts).") in lines
     assert title == "A pasted ruler moves lite0_both's P(malignant) by +0.023, lite0_imagenet's by +0.374"
