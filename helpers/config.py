@@ -55,7 +55,7 @@ QUICK: dict[str, dict[str, int]] = {
                  "artefact_scan": 150, "pool_copies": 2},
     "explain": {"lime_samples": 200, "lime_images": 3, "artefact_sample": 60},                      # 4
     "multiclass": {"image_size": 64, "epochs": 2, "head_epochs": 3, "pool_copies": 2, "n_resamples": 200},  # 5
-    "seeds": {"seed_repeats": 2},                                      # 6
+    "seeds": {"seed_repeats": 2, "multiclass_seed_repeats": 2},        # 6
     "cross": {"n_resamples": 200, "refit_repeats": 50},                # 7
     "summary": {},                                                     # main notebook: trains nothing
 }

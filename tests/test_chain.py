@@ -66,6 +66,9 @@ def headline(results: dict) -> dict[str, float | int]:
     values["multiclass.data.images_used"] = results["multiclass"]["data"]["images_used"]
     for name, study in results["seed_study"].items():
         values[f"seed_study.{name}.test_auc.1"] = study["test_auc"][1]
+    mc_study = results["multiclass"]["seed_study"]  # notebook 6 reran notebook 5 with seed 43
+    for name in ("lite0_7class", "lite0_7class_metadata"):
+        values[f"multiclass.seed_study.{name}.test_balanced_accuracy.1"] = mc_study[name]["test_balanced_accuracy"][1]
     for a, r in results["artefacts"]["detector_vs_eye"].items():  # the detectors on the training labels
         values[f"artefacts.detector_vs_eye.{a}.both"] = r["both"]
         values[f"artefacts.detector_vs_eye.{a}.detected"] = r["detected"]
@@ -188,6 +191,12 @@ def test_results_are_consistent(chain):
     assert {"ruler", "letterbox"} <= set(pasted["artefact"]) <= {"ruler", "ink", "letterbox"}
     assert {"lite0_imagenet", "lite0_artefact_aug"} <= set(pasted["model"])
     assert (pasted["n"] == pasted["n"].iloc[0]).all() and pasted["n"].iloc[0] > 0
+    # notebook 6 reran notebook 5 with the next seed, in quick mode as notebook 5 ran, and left its records alone
+    mc = saved["multiclass"]
+    assert mc["seed_study"]["seeds"] == [42, 43] and mc["seed_study"]["rerun_parameters"]["quick"] is True
+    for name in ("lite0_7class", "lite0_7class_metadata"):
+        assert mc["seed_study"][name]["test_balanced_accuracy"][0] == mc[name]["test"]["balanced_accuracy"]
+        assert mc[name]["seed"] == 42
     # every paste is classed as on the skin only or over the lesion, the same split for every model
     assert (pasted["on_skin_n"] + pasted["over_lesion_n"] == pasted["n"]).all()
     assert pasted.groupby("artefact")["on_skin_n"].nunique().eq(1).all()

@@ -273,12 +273,20 @@ def _multiclass_slide(results: dict[str, Any], table: pd.DataFrame) -> tuple[str
             lines.append(f"Melanoma with {name}: recall {mel['recall']:.2f}, precision {precision} "
                          f"(n = {mel['support']} melanomas in the test split).")
     gain = section.get("metadata_gain", {})
+    study = section.get("seed_study", {})
+    gains = [g for g in study.get("metadata_gain", {}).get("test", []) if g is not None]
     if gain.get("ci95"):
         lines.append(f"Adding age, sex and site to the image: balanced accuracy {gain['difference']:+.3f} "
                      f"(paired 95% CI {gain['ci95'][0]:+.3f} to {gain['ci95'][1]:+.3f})"
                      + ("; no gain the test split can tell from zero." if gain["ci95"][0] <= 0 else
-                        # the interval resamples test images of one network; notebook 5 shows seeds move it more
+                        # the interval resamples test images of one network; seeds may move it more
+                        " for one trained network." if len(gains) > 1 else
                         " for one trained network; retraining with another seed may move it more than that."))
+    if len(gains) > 1:  # notebook 6 retrained both models with further seeds
+        fused = study.get("lite0_7class_metadata", {}).get("test", {})
+        lines.append(f"Retrained with {len(study['seeds'])} seeds: the metadata's gain ranged from {min(gains):+.3f} "
+                     f"to {max(gains):+.3f}" + (f", the image + metadata model's balanced accuracy from "
+                                                f"{fused['min']:.3f} to {fused['max']:.3f}." if fused else "."))
     return title, lines
 
 

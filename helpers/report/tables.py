@@ -136,6 +136,35 @@ def multiclass_table(results: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
 
 
+def multiclass_seed_lines(results: dict[str, Any]) -> list[str]:
+    """What retraining notebook 5's models with further seeds showed (notebook 6),
+    in sentences; empty without a study of two or more seeds."""
+    study = results.get("multiclass", {}).get("seed_study", {})
+    seeds = study.get("seeds", [])
+    if len(seeds) < 2:
+        return []
+    lines = []
+    for name in ("lite0_7class", "lite0_7class_metadata"):
+        s = study.get(name)
+        if s:
+            lines.append(f"{name} over {len(seeds)} seeds ({', '.join(map(str, seeds))}): test balanced accuracy "
+                         f"mean {s['test']['mean']:.3f}, range {s['test']['min']:.3f} to {s['test']['max']:.3f} "
+                         f"(validation {s['validation']['min']:.3f} to {s['validation']['max']:.3f}).")
+    gain = study.get("metadata_gain", {})
+    test = [v for v in gain.get("test", []) if v is not None]
+    if test:
+        n_ci = len([c for c in gain.get("test_ci95", []) if c])
+        above, below = gain.get("test_ci_above_zero", 0), gain.get("test_ci_below_zero", 0)
+        parts = [f"{where} zero for {k}" for where, k in (("above", above), ("below", below),
+                                                           ("including", n_ci - above - below)) if k]
+        verdict = (parts[0].replace(" for ", " for all ") + " seeds" if len(parts) == 1 else
+                   ", ".join(parts[:-1]) + f" and {parts[-1]} of the {n_ci} seeds")
+        lines.append("What the metadata adds, seed by seed (test balanced accuracy): "
+                     + ", ".join(f"{v:+.3f}" for v in test)
+                     + f"; its paired 95% CI (test images resampled, one network each) was {verdict}.")
+    return lines
+
+
 def multiclass_summary_lines(results: dict[str, Any]) -> list[str]:
     """Plain sentences on the seven-class chapter, generated from results.json
     (notebook 5 prints them; empty when that chapter has not run)."""
@@ -185,7 +214,7 @@ def multiclass_summary_lines(results: dict[str, Any]) -> list[str]:
         worst = min(recall, key=recall.get)
         lines.append(f"Hardest diagnosis for the fused model: {worst} (recall {recall[worst]:.2f} on "
                      f"{fus['per_class'][worst]['support']} test images).")
-    return lines
+    return lines + multiclass_seed_lines(results)
 
 
 def best_binary_model(results: dict[str, Any]) -> str | None:
@@ -406,6 +435,9 @@ def readme_markdown(results: dict[str, Any]) -> str:
     if len(mc):
         parts += ["\n**Seven HAM10000 diagnoses**, test set; balanced accuracy = mean per-class recall.\n\n",
                   markdown_table(mc)]
+        seeds = multiclass_seed_lines(results)
+        if seeds:  # notebook 6: the table's models retrained with further seeds
+            parts.append("\nRetrained with further seeds (notebook 6): " + " ".join(seeds) + "\n")
     timings, run = results.get("timings", {}), results.get("run", {})
     if timings:
         whole = ""

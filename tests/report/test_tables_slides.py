@@ -367,3 +367,37 @@ def test_the_metadata_gain_on_the_deck_is_scoped_to_one_trained_network():
         _, lines = slides._multiclass_slide(results, table)
         assert lines[-1].startswith("Adding age, sex and site to the image: balanced accuracy +0.039 (paired 95% CI")
         assert lines[-1].endswith(ending)
+
+
+SEED_STUDY = {"seeds": [42, 43, 44],
+              "lite0_7class": {"test": {"mean": 0.671, "min": 0.655, "max": 0.683},
+                               "validation": {"min": 0.643, "max": 0.689}},
+              "lite0_7class_metadata": {"test": {"mean": 0.699, "min": 0.671, "max": 0.717},
+                                        "validation": {"min": 0.678, "max": 0.715}},
+              "metadata_gain": {"test": [0.039, -0.012, 0.016],
+                                "test_ci95": [[0.006, 0.079], [-0.05, 0.03], [-0.02, 0.05]],
+                                "test_ci_above_zero": 1, "test_ci_below_zero": 0}}
+
+
+def test_the_seven_class_seed_study_is_told_seed_by_seed():
+    lines = tables.multiclass_seed_lines({"multiclass": {"seed_study": SEED_STUDY}})
+    assert lines[0] == ("lite0_7class over 3 seeds (42, 43, 44): test balanced accuracy mean 0.671, range 0.655 to "
+                        "0.683 (validation 0.643 to 0.689).")
+    assert lines[2] == ("What the metadata adds, seed by seed (test balanced accuracy): +0.039, -0.012, +0.016; its "
+                        "paired 95% CI (test images resampled, one network each) was above zero for 1 and "
+                        "including zero for 2 of the 3 seeds.")
+    all_above = {**SEED_STUDY, "metadata_gain": {**SEED_STUDY["metadata_gain"], "test_ci_above_zero": 3}}
+    assert "was above zero for all 3 seeds." in tables.multiclass_seed_lines(
+        {"multiclass": {"seed_study": all_above}})[2]
+    mixed = {**SEED_STUDY, "metadata_gain": {**SEED_STUDY["metadata_gain"], "test_ci_below_zero": 1}}
+    assert "was above zero for 1, below zero for 1 and including zero for 1 of the 3 seeds." in (
+        tables.multiclass_seed_lines({"multiclass": {"seed_study": mixed}})[2])
+    assert tables.multiclass_seed_lines({"multiclass": {"seed_study": {"seeds": [42]}}}) == []
+    assert tables.multiclass_seed_lines({}) == []
+    # on the deck: the measured range replaces the caution that a seed may move the gain
+    table = pd.DataFrame({"balanced acc.": [0.68, 0.72]})
+    _, lines = slides._multiclass_slide({"multiclass": {"metadata_gain": {"difference": 0.039, "ci95": [0.006, 0.079]},
+                                                        "seed_study": SEED_STUDY}}, table)
+    assert lines[-2].endswith("(paired 95% CI +0.006 to +0.079) for one trained network.")
+    assert lines[-1] == ("Retrained with 3 seeds: the metadata's gain ranged from -0.012 to +0.039, the image + "
+                         "metadata model's balanced accuracy from 0.671 to 0.717.")
