@@ -23,8 +23,9 @@ from ..config import NOTEBOOKS_DIR, OutputDirs, output_dirs
 
 MULTICLASS_NOTEBOOK = "5_Multiclass_and_Metadata.ipynb"
 MODELS = ("lite0_7class", "lite0_7class_metadata")
-# settings of a record that must match between the recorded run and a rerun (same recipe, same data)
-SAME = ("image_size", "finetune_blocks", "pool_copies", "loss")
+# settings of a record that must match between the recorded run and a rerun (same recipe, same data);
+# not the loss, which notebook 5 chooses on validation, so each seed chooses it again
+SAME = ("image_size", "finetune_blocks", "pool_copies")
 
 
 def executed_parameters(notebook: str, out: OutputDirs) -> tuple[dict[str, Any], str]:
@@ -97,7 +98,8 @@ def multiclass_seed_study(repeats: int, out: OutputDirs | None = None, log: Call
                "test_balanced_accuracy": [r[m]["test"]["balanced_accuracy"] for r in runs.values()],
                "test_mel_recall": [_mel(r[m], "recall") for r in runs.values()],
                "test_mel_precision": [_mel(r[m], "precision") for r in runs.values()],
-               "epochs_run": [r[m].get("epochs_run") for r in runs.values()]}
+               "epochs_run": [r[m].get("epochs_run") for r in runs.values()],
+               "loss": [(r[m].get("loss") or {}).get("loss") for r in runs.values()]}
         study[m] = {**per, "test": _summary(per["test_balanced_accuracy"]),
                     "validation": _summary(per["validation_balanced_accuracy"])}
     gains = [r.get("metadata_gain", {}) for r in runs.values()]
