@@ -130,9 +130,13 @@ def test_results_are_consistent(chain):
     saved = json.loads((out / "saved_models" / "results.json").read_text())
     assert saved == final and saved["run"]["quick"] is True
     assert set(saved["timings"]) == set(config.NOTEBOOKS) and all(t > 0 for t in saved["timings"].values())
-    profile = saved["profile"]  # papermill's time per cell, summed per notebook: within its wall time
+    profile = saved["profile"]  # papermill's time per cell, summed per notebook: within the notebook's time
     assert set(profile["code_cell_seconds"]) == set(config.NOTEBOOKS)
-    assert all(0 < profile["code_cell_seconds"][nb] <= saved["timings"][nb] + 1 for nb in config.NOTEBOOKS)
+    # on papermill's own clock (the wall clock, which a time sync may step; the timings above are monotonic;
+    # the profile is rounded to 0.1 s)
+    papermill_seconds = {nb: nbformat.read(out / "notebooks" / nb, as_version=4).metadata["papermill"]["duration"]
+                         for nb in config.NOTEBOOKS}
+    assert all(0 < profile["code_cell_seconds"][nb] <= papermill_seconds[nb] + 0.05 for nb in config.NOTEBOOKS)
     assert set(saved["models"]) == set(MODELS)
     n_test = sum(saved["data"]["split_counts"]["test"].values())
     for name, m in saved["models"].items():
