@@ -13,13 +13,13 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import nbformat
-import numpy as np
 
 from .. import results
 from ..config import NOTEBOOKS_DIR, OutputDirs, output_dirs
+from ..report.records import spread
 
 MULTICLASS_NOTEBOOK = "5_Multiclass_and_Metadata.ipynb"
 MODELS = ("lite0_7class", "lite0_7class_metadata")
@@ -59,12 +59,6 @@ def rerun(notebook: str, seed: int, parameters: dict[str, Any], out: OutputDirs,
         return results.load_results(work.results)
 
 
-def _summary(values: Sequence[float]) -> dict[str, float]:
-    v = np.asarray(values, float)
-    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
-            "min": float(v.min()), "max": float(v.max())}
-
-
 def _mel(record: dict[str, Any], what: str) -> float | None:
     return record["test"].get("per_class", {}).get("mel", {}).get(what)
 
@@ -100,8 +94,8 @@ def multiclass_seed_study(repeats: int, out: OutputDirs | None = None, log: Call
                "test_mel_precision": [_mel(r[m], "precision") for r in runs.values()],
                "epochs_run": [r[m].get("epochs_run") for r in runs.values()],
                "loss": [(r[m].get("loss") or {}).get("loss") for r in runs.values()]}
-        study[m] = {**per, "test": _summary(per["test_balanced_accuracy"]),
-                    "validation": _summary(per["validation_balanced_accuracy"])}
+        study[m] = {**per, "test": spread(per["test_balanced_accuracy"]),
+                    "validation": spread(per["validation_balanced_accuracy"])}
     gains = [r.get("metadata_gain", {}) for r in runs.values()]
     study["metadata_gain"] = {"test": [g.get("difference") for g in gains],
                               "test_ci95": [g.get("ci95") for g in gains],
@@ -112,5 +106,5 @@ def multiclass_seed_study(repeats: int, out: OutputDirs | None = None, log: Call
     for part in ("test", "validation"):
         known = [v for v in study["metadata_gain"][part] if v is not None]
         if known:
-            study["metadata_gain"][f"{part}_summary"] = _summary(known)
+            study["metadata_gain"][f"{part}_summary"] = spread(known)
     return study

@@ -235,12 +235,17 @@ def record_data_summary(report: dict[str, Any], data_root: Path, out: OutputDirs
     return summary
 
 
+def spread(values) -> dict[str, float]:
+    """Mean, standard deviation (n - 1; 0 for one value) and range of one metric over runs."""
+    values = np.asarray(values, dtype=float)
+    return {"mean": float(values.mean()), "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+            "min": float(values.min()), "max": float(values.max())}
+
+
 def seed_summary(test_auc_by_seed: Mapping[int, float]) -> dict[str, Any]:
     """Seeds, test AUCs, mean, standard deviation (n - 1; 0 for one seed) and range."""
-    values = np.array(list(test_auc_by_seed.values()), dtype=float)
-    return {"seeds": [int(s) for s in test_auc_by_seed], "test_auc": values.tolist(),
-            "mean": float(values.mean()), "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-            "min": float(values.min()), "max": float(values.max())}
+    values = [float(v) for v in test_auc_by_seed.values()]
+    return {"seeds": [int(s) for s in test_auc_by_seed], "test_auc": values, **spread(values)}
 
 
 def record_seed_studies(test_auc_by_model: Mapping[str, Mapping[int, float]],
