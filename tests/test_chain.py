@@ -151,7 +151,8 @@ def test_results_are_consistent(chain):
     assert set(vs) == {"small_cnn", "vgg16_random_init", "lite0_random_init", "lite0_both", "lite0_artefact_aug"}
     assert all(r["ci95"][0] <= r["difference"] <= r["ci95"][1] for r in vs.values())
     # notebook 6: each model's recorded run plus one more seed in quick mode, by the recipe it was recorded with
-    assert list(saved["seed_study"]) == ["mlp", "small_cnn", "vgg16_random_init", "lite0_imagenet"]
+    assert list(saved["seed_study"]) == ["mlp", "small_cnn", "vgg16_random_init", "lite0_imagenet", "lite0_random_init",
+                                        "lite0_artefact_aug"]
     for name, study in saved["seed_study"].items():
         record = saved["models"][name]
         assert study["seeds"] == [record["seed"], record["seed"] + 1]

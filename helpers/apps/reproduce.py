@@ -413,8 +413,10 @@ def reproduce(*, quick: bool = False, data_dir: str | os.PathLike | None = None,
         try:
             if not whole_chain:
                 # A partial rerun (say notebook 3 alone) must find what earlier notebooks saved: their
-                # records and models, and their figures, which the main notebook and the deck show.
-                for folder, into in (("saved_models", out.models), ("images", out.images)):
+                # records and models, their figures, which the main notebook and the deck show, and
+                # their executed copies, whose papermill parameters notebook 6 reruns notebook 5 with.
+                for folder, into in (("saved_models", out.models), ("images", out.images),
+                                     ("notebooks", work / "notebooks")):
                     if (root / folder).is_dir():
                         shutil.copytree(root / folder, into, dirs_exist_ok=True)
             start = time.perf_counter()

@@ -104,6 +104,22 @@ def test_partial_rerun_sees_the_earlier_notebooks_figures(fake_repo, data_dir):
     assert (fake_repo / "images" / "earlier.png").read_bytes() == b"earlier"
 
 
+def test_partial_rerun_sees_the_earlier_notebooks_executed_copies(fake_repo, data_dir, tmp_path):
+    # Notebook 6 reruns notebook 5 with the parameters papermill wrote into notebook 5's executed
+    # copy; in a partial rerun into --output-dir it found none and fell back to the repository's.
+    out = tmp_path / "out"
+    reproduce.reproduce(notebooks=["a.ipynb"], data_dir=data_dir, output_dir=out, parameters={"quick": True},
+                        log=lambda *_: None)
+    _notebook(fake_repo / "notebooks" / "c.ipynb", "import nbformat\nfrom helpers import config, results\n"
+              "a = config.output_dirs().root / 'notebooks' / 'a.ipynb'\n"
+              "results.update_results({'a_ran_with': nbformat.read(a, as_version=4).metadata['papermill']"
+              "['parameters']}, config.output_dirs().results)")
+    final = reproduce.reproduce(notebooks=["c.ipynb"], data_dir=data_dir, output_dir=out, log=lambda *_: None)
+    assert final["a_ran_with"]["quick"] is True  # the executed copy in out/, not the repository's a.ipynb
+    assert nbformat.read(out / "notebooks" / "a.ipynb", as_version=4).metadata["papermill"]["parameters"][
+        "quick"] is True
+
+
 def test_failed_notebook_leaves_previous_run_in_place(fake_repo, data_dir):
     before = _snapshot(fake_repo / "saved_models")
     with pytest.raises(reproduce.ChainError, match=r"(?s)notebook b\.ipynb failed.*boom in b"):
