@@ -12,6 +12,7 @@ reports each code cell as it starts.
 """
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -46,19 +47,28 @@ def section_of(nb: nbformat.NotebookNode, index: int) -> str:
 
 
 class CellProgress:
-    """Reports the start of each code cell of one notebook, at most every ``every`` seconds."""
+    """Reports the start of each code cell of one notebook, at most every ``every`` seconds,
+    and, while a cell runs, a line every ``heartbeat`` seconds (``tick``): a long cell that
+    began right after a short one was otherwise never named, and the log sat on the
+    previous cell's line for as long as it ran (notebook 6: 20 minutes on "cell 1/7")."""
 
     def __init__(self, name: str, nb: nbformat.NotebookNode, previous: list[float] | None,
-                 log: Callable[[str], None], every: float = 10.0, speed: float = 1.0):
-        self.name, self.nb, self.log, self.every = name, nb, log, every
+                 log: Callable[[str], None], every: float = 10.0, speed: float = 1.0,
+                 heartbeat: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.name, self.nb, self.log, self.every, self.heartbeat = name, nb, log, every, heartbeat
         # This run's time per second of the previous run's, from the notebooks it has finished
         # (``chain_speed``): the guess until this notebook's own cells say more.
         self.speed = speed
         # The previous run is only a guide when it had the same cells.
         self.previous = previous if previous is not None and len(previous) == len(nb.cells) else None
         self.code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-        self.start_time = time.monotonic()
+        self.clock = clock
+        self.start_time = clock()
         self.last_report = -float("inf")
+        self.current: tuple[int, float] | None = None  # the code cell running now, and when it started
+        self.reported: int | None = None               # the cell the last line named
+        self._lock = threading.Lock()                  # cell events and the ticking thread
+        self._stop: threading.Event | None = None
 
     def estimate_left(self, index: int, elapsed: float) -> float | None:
         """Seconds left before cell ``index`` starts, or None when there is nothing to go on."""
@@ -72,18 +82,59 @@ class CellProgress:
     def cell_started(self, index: int) -> None:
         if index not in self.code:
             return
-        now = time.monotonic()
-        if now - self.last_report < self.every and index != self.code[0]:
-            return
-        self.last_report = now
-        elapsed = now - self.start_time
-        left = self.estimate_left(index, elapsed)
+        with self._lock:
+            now = self.clock()
+            self.current = (index, now)
+            if now - self.last_report < self.every and index != self.code[0]:
+                return  # ``tick`` names it if it still runs once ``every`` has passed
+            self._report(now)
+
+    def cell_finished(self) -> None:
+        with self._lock:
+            self.current = None
+
+    def tick(self) -> None:
+        """Name a running cell whose start went unreported, once ``every`` has passed since
+        the last line, and repeat the running cell's line every ``heartbeat`` seconds."""
+        with self._lock:
+            if self.current is None:
+                return
+            now = self.clock()
+            if ((self.reported != self.current[0] and now - self.last_report >= self.every)
+                    or now - self.last_report >= self.heartbeat):
+                self._report(now)
+
+    def _report(self, now: float) -> None:
+        index, started = self.current
+        self.last_report, self.reported = now, index
+        elapsed, in_cell = now - self.start_time, now - started
+        left = self.estimate_left(index, started - self.start_time)
+        if left is not None:
+            left -= in_cell
         k = self.code.index(index) + 1
         section = section_of(self.nb, index)
         self.log(f"[reproduce]   {self.name}: cell {k}/{len(self.code)}"
                  + (f" ({section[:60]})" if section else "")
                  + f", {_minutes(elapsed)} so far"
-                 + (f", about {_minutes(left)} left" if left is not None else ""))
+                 + (f", this cell {_minutes(in_cell)}" if in_cell >= 1.0 else "")
+                 + ("" if left is None else f", about {_minutes(left)} left" if left > 0
+                    else ", longer than the estimate"))
+
+    def start_ticking(self) -> None:
+        """A daemon thread that calls ``tick`` until ``stop_ticking``."""
+        self._stop = stop = threading.Event()
+        interval = max(0.05, min(self.every, self.heartbeat) / 2)
+
+        def run():
+            while not stop.wait(interval):
+                self.tick()
+
+        threading.Thread(target=run, name=f"progress {self.name}", daemon=True).start()
+
+    def stop_ticking(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+        self.cell_finished()
 
 
 def chain_speed(finished: list[tuple[float, list[float] | None]]) -> float:
@@ -96,21 +147,33 @@ def chain_speed(finished: list[tuple[float, list[float] | None]]) -> float:
 
 
 def register(name: str, previous: list[float] | None, log: Callable[[str], None], every: float = 10.0,
-             speed: float = 1.0) -> str:
+             speed: float = 1.0, heartbeat: float = 60.0) -> str:
     """Register (again) the engine that reports the progress of notebook ``name``; returns
     the engine's name for ``papermill.execute_notebook(engine_name=...)``. ``speed``: see
-    ``chain_speed``."""
+    ``chain_speed``; ``every``, ``heartbeat``: see ``CellProgress``."""
 
     class Manager(NotebookExecutionManager):
         def __init__(self, nb, *args, **kwargs):
             super().__init__(nb, *args, **kwargs)
             # The notebook as executed: with its injected-parameters cell.
-            self.progress = CellProgress(name, self.nb, previous, log, every, speed)
+            self.progress = CellProgress(name, self.nb, previous, log, every, speed, heartbeat)
+
+        def notebook_start(self, **kwargs):
+            super().notebook_start(**kwargs)
+            self.progress.start_ticking()
 
         def cell_start(self, cell, cell_index=None, **kwargs):
             if cell_index is not None:
                 self.progress.cell_started(cell_index)
             return super().cell_start(cell, cell_index, **kwargs)
+
+        def cell_complete(self, cell, cell_index=None, **kwargs):
+            self.progress.cell_finished()
+            return super().cell_complete(cell, cell_index, **kwargs)
+
+        def notebook_complete(self, **kwargs):
+            self.progress.stop_ticking()
+            return super().notebook_complete(**kwargs)
 
     class Engine(NBClientEngine):
         @classmethod

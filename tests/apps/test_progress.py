@@ -84,3 +84,67 @@ def test_chain_profile_reads_papermills_time_per_cell(tmp_path):
     line = profile_line({"profile": profile})
     assert 'notebook 1 "2. Train" 60 s (48%); notebook 1 "2. Train" 30 s (24%)' in line and "2.1 min" in line
     assert profile_line({}) == ""
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_a_long_cell_right_after_a_short_one_is_named_while_it_runs():
+    # Notebook 6: its setup cells took seconds, the next one 20 minutes, and the log showed
+    # "cell 1/7" all that time, because that cell started within `every` of the last line.
+    clock, lines = _Clock(), []
+    p = progress.CellProgress("x.ipynb", _nb(), [0.0, 10.0, 0.0, 30.0, 60.0], lines.append, every=10.0,
+                              heartbeat=60.0, clock=clock)
+    p.cell_started(1)
+    clock.now = 2.0
+    p.cell_started(3)  # within 10 s of the last line: not yet
+    clock.now = 5.0
+    p.tick()
+    assert len(lines) == 1 and "cell 1/3" in lines[0]
+    clock.now = 10.0
+    p.tick()  # still running 10 s after the last line: named now, with its time so far
+    assert lines[1] == ("[reproduce]   x.ipynb: cell 2/3 (2. Train), 10 s so far, this cell 8 s, "
+                        "about 10 s left")  # the last run's 30 + 60 s at this run's 0.2x (2 s for its 10 s), less 8 s
+    clock.now = 60.0
+    p.tick()
+    assert len(lines) == 2  # no news within the heartbeat
+    clock.now = 70.0
+    p.tick()
+    assert lines[2].startswith("[reproduce]   x.ipynb: cell 2/3 (2. Train), 1.2 min so far, this cell 1.1 min")
+    p.cell_finished()
+    clock.now = 500.0
+    p.tick()
+    assert len(lines) == 3  # between cells nothing runs: nothing to say
+
+
+def test_a_cell_past_its_estimate_says_so_rather_than_a_negative_time():
+    clock, lines = _Clock(), []
+    p = progress.CellProgress("x.ipynb", _nb(), [0.0, 10.0, 0.0, 30.0, 60.0], lines.append, heartbeat=60.0,
+                              clock=clock)
+    p.cell_started(1)
+    clock.now = 1000.0
+    p.tick()
+    assert lines[-1].endswith("this cell 16.7 min, longer than the estimate")
+
+
+def test_a_real_run_names_the_long_cell_while_it_runs(tmp_path):
+    source, out = tmp_path / "n.ipynb", tmp_path / "out.ipynb"
+    nb = _nb()
+    nb.cells[3].source = "import time\ntime.sleep(1.5)"
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    nbformat.write(nb, source)
+    lines: list[str] = []
+    engine = progress.register("n.ipynb", None, lines.append, every=30.0, heartbeat=0.5)
+    pm.execute_notebook(str(source), str(out), engine_name=engine, progress_bar=False, kernel_name="python3")
+    assert lines[0].startswith("[reproduce]   n.ipynb: cell 1/3 (1. Load)")
+    assert any(line.startswith("[reproduce]   n.ipynb: cell 2/3 (2. Train)") and "this cell" in line
+               for line in lines)  # the sleeping cell, named while it slept
+    n = len(lines)
+    import time
+    time.sleep(0.7)
+    assert len(lines) == n  # the ticking stopped with the notebook
