@@ -32,11 +32,13 @@ def executed_parameters(notebook: str, out: OutputDirs) -> tuple[dict[str, Any],
     """The parameters ``notebook`` last ran with (papermill writes them into the
     executed notebook), from this run's copy, else the repository's; and where
     they were found. A notebook run by hand has none: its defaults are used."""
-    for where in (out.root / "notebooks" / notebook, NOTEBOOKS_DIR / notebook):
+    # Named from its root: a chain stages in a temporary folder that is gone afterwards.
+    for whose, root in (("this run's", out.root), ("the repository's", NOTEBOOKS_DIR.parent)):
+        where = root / "notebooks" / notebook
         if where.exists():
             meta = nbformat.read(where, as_version=4).metadata.get("papermill", {})
             if "parameters" in meta:
-                return dict(meta["parameters"]), str(where)
+                return dict(meta["parameters"]), f"{whose} notebooks/{notebook}"
     return {}, "the notebook's defaults (no executed copy with papermill parameters found)"
 
 
