@@ -1,6 +1,8 @@
 """helpers.apps.progress: what `make reproduce` says while a notebook runs."""
 from __future__ import annotations
 
+import time
+
 import nbformat
 import papermill as pm
 import pytest
@@ -108,8 +110,9 @@ def test_a_long_cell_right_after_a_short_one_is_named_while_it_runs():
     assert len(lines) == 1 and "cell 1/3" in lines[0]
     clock.now = 10.0
     p.tick()  # still running 10 s after the last line: named now, with its time so far
+    # left: the last run's 30 + 60 s at this run's speed (2 s for its 10 s: 0.2x), less the 8 s in the cell
     assert lines[1] == ("[reproduce]   x.ipynb: cell 2/3 (2. Train), 10 s so far, this cell 8 s, "
-                        "about 10 s left")  # the last run's 30 + 60 s at this run's 0.2x (2 s for its 10 s), less 8 s
+                        "about 10 s left")
     clock.now = 60.0
     p.tick()
     assert len(lines) == 2  # no news within the heartbeat
@@ -145,6 +148,5 @@ def test_a_real_run_names_the_long_cell_while_it_runs(tmp_path):
     assert any(line.startswith("[reproduce]   n.ipynb: cell 2/3 (2. Train)") and "this cell" in line
                for line in lines)  # the sleeping cell, named while it slept
     n = len(lines)
-    import time
     time.sleep(0.7)
     assert len(lines) == n  # the ticking stopped with the notebook
