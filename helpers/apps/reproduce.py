@@ -410,15 +410,21 @@ def reproduce(*, quick: bool = False, data_dir: str | os.PathLike | None = None,
         recover(root, log)
         work = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=root))
         out = output_dirs(work)
+        # Executed notebooks of earlier runs, staged only to be read: notebook 6 reruns notebook 5
+        # with the parameters papermill wrote into it. Never promoted back or kept as this run's,
+        # so an edit made to one while this run goes on survives it.
+        borrowed: list[Path] = []
         try:
             if not whole_chain:
                 # A partial rerun (say notebook 3 alone) must find what earlier notebooks saved: their
-                # records and models, their figures, which the main notebook and the deck show, and
-                # their executed copies, whose papermill parameters notebook 6 reruns notebook 5 with.
-                for folder, into in (("saved_models", out.models), ("images", out.images),
-                                     ("notebooks", work / "notebooks")):
+                # records and models, and their figures, which the main notebook and the deck show.
+                for folder, into in (("saved_models", out.models), ("images", out.images)):
                     if (root / folder).is_dir():
                         shutil.copytree(root / folder, into, dirs_exist_ok=True)
+                (work / "notebooks").mkdir(exist_ok=True)
+                for earlier in sorted((root / "notebooks").glob("*.ipynb")):
+                    if earlier.name not in notebooks:
+                        borrowed.append(Path(shutil.copy2(earlier, work / "notebooks" / earlier.name)))
             start = time.perf_counter()
             info = results.run_info(quick, full=full, devices=devices)
             if whole_chain:
@@ -429,6 +435,8 @@ def reproduce(*, quick: bool = False, data_dir: str | os.PathLike | None = None,
             _benchmark_page(out, str(data_root), quick, log)
             if MAIN_NOTEBOOK in notebooks:  # after the export, so it can show the deployment record
                 run_notebooks(work, notebooks=[MAIN_NOTEBOOK], parameters=params, kernel_name=kernel, log=log)
+            for f in borrowed:
+                f.unlink()
             seconds = round(time.perf_counter() - start, 1)
             if whole_chain:
                 final = results.update_results({"run": {"chain_seconds": seconds, "chain_notebooks": notebooks}},
@@ -449,6 +457,8 @@ def reproduce(*, quick: bool = False, data_dir: str | os.PathLike | None = None,
                 update_readme(work / "README.md", final)
                 _readme_predict_example(work / "README.md", work, str(data_root), log)
         except BaseException:
+            for f in borrowed:
+                f.unlink(missing_ok=True)
             failed = work / "notebooks"
             if any(failed.glob("*.ipynb")):
                 keep = root / FAILED_DIR

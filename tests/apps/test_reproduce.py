@@ -110,14 +110,23 @@ def test_partial_rerun_sees_the_earlier_notebooks_executed_copies(fake_repo, dat
     out = tmp_path / "out"
     reproduce.reproduce(notebooks=["a.ipynb"], data_dir=data_dir, output_dir=out, parameters={"quick": True},
                         log=lambda *_: None)
+    # c reads a's executed copy, and meanwhile someone edits a in out/ (an instructor, say)
     _notebook(fake_repo / "notebooks" / "c.ipynb", "import nbformat\nfrom helpers import config, results\n"
               "a = config.output_dirs().root / 'notebooks' / 'a.ipynb'\n"
               "results.update_results({'a_ran_with': nbformat.read(a, as_version=4).metadata['papermill']"
-              "['parameters']}, config.output_dirs().results)")
+              f"['parameters']}}, config.output_dirs().results)\n"
+              f"edited = nbformat.read({str(out / 'notebooks' / 'a.ipynb')!r}, as_version=4)\n"
+              "edited.metadata['edited'] = True\n"
+              f"nbformat.write(edited, {str(out / 'notebooks' / 'a.ipynb')!r})")
     final = reproduce.reproduce(notebooks=["c.ipynb"], data_dir=data_dir, output_dir=out, log=lambda *_: None)
     assert final["a_ran_with"]["quick"] is True  # the executed copy in out/, not the repository's a.ipynb
-    assert nbformat.read(out / "notebooks" / "a.ipynb", as_version=4).metadata["papermill"]["parameters"][
-        "quick"] is True
+    kept = nbformat.read(out / "notebooks" / "a.ipynb", as_version=4).metadata
+    assert kept["papermill"]["parameters"]["quick"] is True
+    assert kept["edited"] is True  # the staged copy, only read, did not overwrite the edit
+    # a failed partial rerun keeps its own executed notebooks for a look, not the copies it read
+    with pytest.raises(reproduce.ChainError):
+        reproduce.reproduce(notebooks=["b.ipynb"], data_dir=data_dir, output_dir=out, log=lambda *_: None)
+    assert sorted(p.name for p in (out / reproduce.FAILED_DIR).iterdir()) == ["b.ipynb"]
 
 
 def test_failed_notebook_leaves_previous_run_in_place(fake_repo, data_dir):
