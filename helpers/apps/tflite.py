@@ -150,17 +150,11 @@ def _load_held_out(paths: Sequence[str | os.PathLike], image_size: int,
     return x, [p for p in chosen if p not in bad_paths], skipped + bad
 
 
-def _probabilities(predictor: Predictor, x: np.ndarray) -> np.ndarray:
-    """Probabilities in batches of ``BATCH_SIZE`` (a whole held-out set at once is a lot of activations)."""
-    batches = [x[i:i + BATCH_SIZE] for i in range(0, len(x), BATCH_SIZE)]
-    return np.concatenate([predictor.probabilities(b) for b in batches])
-
-
 def agreement(reference: Predictor, other: Predictor, x: np.ndarray,
               paths: Sequence[str], p_ref: np.ndarray | None = None) -> dict[str, Any]:
     """How far ``other``'s probabilities are from ``reference``'s, and which decisions change."""
-    p_ref = _probabilities(reference, x) if p_ref is None else p_ref
-    p_other = _probabilities(other, x)
+    p_ref = reference.probabilities(x) if p_ref is None else p_ref
+    p_other = other.probabilities(x)
     diff = np.abs(p_other - p_ref)
     changed = [i for i, (a, b) in enumerate(zip(reference.decide(p_ref), other.decide(p_other))) if a != b]
     return {"n": len(x), "max_abs_diff": float(diff.max()) if len(x) else None,
@@ -205,7 +199,7 @@ def export_tflite(ref: str | None = None, out: OutputDirs | None = None,
     names = [os.path.relpath(os.path.abspath(p), root) for p in used]
     held_out.update(n_used=len(x), n_skipped=len(skipped), images_under=Path(root).name)
     threshold, how = keras_predictor.threshold
-    p_keras = _probabilities(keras_predictor, x)
+    p_keras = keras_predictor.probabilities(x)
     report: dict[str, Any] = {
         "model": keras_predictor.name,
         "conversion": CONVERSION,

@@ -36,6 +36,11 @@ DISCLAIMER = ("Research model, not a diagnosis: not validated for clinical use. 
 
 TFLITE_THREADS = 2  # the project's machines have two cores
 
+# ``Predictor.probabilities`` runs the model on at most this many images at a time: one call on a
+# whole folder holds every layer's activations for every image at once (about 19 GB, then a crash,
+# for the 5,984 HAM10000 images through lite0_both at 128 px).
+PREDICT_BATCH = 32
+
 
 DYNAMIC_TAG = ".dynamic"  # <model>.dynamic.tflite: dynamic-range quantised weights
 
@@ -233,8 +238,12 @@ class Predictor:
         return float(self.record["threshold"]), how
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
-        """(N, len(class_names)) probabilities, in the order of ``class_names``."""
-        raw = np.asarray(self.run(x), dtype=np.float64).reshape(len(x), -1)
+        """(N, len(class_names)) probabilities, in the order of ``class_names``;
+        ``run`` sees at most ``PREDICT_BATCH`` images per call, however many ``x`` holds."""
+        batches = [x[i:i + PREDICT_BATCH] for i in range(0, len(x), PREDICT_BATCH)]
+        width = 1 if self.binary else len(self.class_names)
+        raw = np.concatenate([np.asarray(self.run(b), dtype=np.float64).reshape(len(b), -1) for b in batches]
+                             or [np.zeros((0, width))])
         if self.binary:
             p = raw[:, 0]
             return np.column_stack([1.0 - p, p])  # CLASS_NAMES order: benign, malignant
@@ -331,7 +340,7 @@ def _load_keras(ref: str | None, out: OutputDirs) -> Predictor:
     class_names, binary = _labels_for(name, record, int(model.output_shape[-1]))
 
     def run(x: np.ndarray) -> np.ndarray:
-        # One batch through the compiled predict function; the caller keeps batches small.
+        # One batch through the compiled predict function; ``Predictor.probabilities`` keeps batches small.
         return np.asarray(model.predict_on_batch(np.asarray(x, dtype=np.float32)))
 
     return Predictor(name, path, record, "keras", int(model.input_shape[1]), class_names, binary, run,

@@ -4,13 +4,16 @@ import hashlib
 import json
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 from image_factory import save, textured
 from model_factory import HAM_CLASSES, save_binary_model, save_multiclass_models
 
 from helpers.apps import cli
 from helpers.data import splits
+from helpers.data.layouts import read_dataset
 
 
 @pytest.fixture
@@ -149,3 +152,53 @@ def test_no_readable_image_is_an_error_not_a_traceback(saved_model, tmp_path, ca
     (folder / "benign" / "a.jpg").write_bytes(b"nope")
     assert cli.main(["evaluate", "--data", str(folder)]) == 2
     assert "evaluate:" in capsys.readouterr().err
+
+
+def test_a_large_folder_is_scored_a_batch_at_a_time_with_the_same_numbers(saved_model, tmp_path, monkeypatch,
+                                                                          capsys):
+    """A whole folder through the model in one call held every activation of every image at once
+    (19 GB, then a crash, on HAM10000's 5,984 images); the images now come from the files in batches."""
+    from helpers.apps import evaluate
+    from helpers.data.images import load_images
+    from helpers.models import saved
+
+    _record_training_split(saved_model, [])
+    folder = _folder(tmp_path / "large_clinic", ("benign", "malignant"), n=2 * saved.PREDICT_BATCH)
+    (folder / "benign" / "broken.jpg").write_bytes(b"not a jpeg")
+    sizes, loaded = [], []
+
+    def load_counting(*args, **kwargs):
+        predictor = saved.load_predictor(*args, **kwargs)
+        run = predictor.run
+        predictor.run = lambda x: sizes.append(len(x)) or run(x)
+        loaded.append(predictor)
+        return predictor
+
+    monkeypatch.setattr(evaluate, "load_predictor", load_counting)
+    assert cli.main(["evaluate", "--data", str(folder), "--json", "--resamples", "50"]) == 1  # the broken file
+    report = json.loads(capsys.readouterr().out)
+    n = 4 * saved.PREDICT_BATCH
+    assert report["n"] == n and report["n_skipped"] == 1 and report["skipped"][0]["path"].endswith("broken.jpg")
+    assert sum(sizes) == n and max(sizes) <= saved.PREDICT_BATCH
+    # the same probabilities as decoding the folder into memory and scoring it whole
+    table = read_dataset(folder).table
+    x, bad = load_images(table["path"].tolist(), loaded[0].image_size)
+    y = table.loc[~table["path"].isin({p for p, _ in bad}), "label"].to_numpy()
+    p = loaded[0].probabilities(x)[:, 1]
+    assert report["auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-9)
+    assert report["sensitivity"] == pytest.approx(float(np.mean(p[y == 1] >= report["threshold"])), abs=1e-9)
+
+
+def test_probabilities_run_the_model_a_batch_at_a_time_in_order():
+    from helpers.models.saved import PREDICT_BATCH, Predictor
+
+    calls = []
+    predictor = Predictor("m", None, {}, "keras", 8, ("benign", "malignant"), True,
+                          lambda x: calls.append(len(x)) or x[:, 0, 0, :1] / 255.0)
+    x = np.zeros((2 * PREDICT_BATCH + 5, 8, 8, 3), np.uint8)
+    x[:, 0, 0, 0] = np.arange(len(x))
+    P = predictor.probabilities(x)
+    assert calls == [PREDICT_BATCH, PREDICT_BATCH, 5]
+    assert P.shape == (len(x), 2) and np.allclose(P[:, 1], np.arange(len(x)) / 255.0)
+    assert np.allclose(P.sum(axis=1), 1.0)
+    assert predictor.probabilities(x[:0]).shape == (0, 2)
