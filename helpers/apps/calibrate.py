@@ -30,7 +30,6 @@ from typing import Any
 
 from ..atomic import write_json
 from ..config import OutputDirs, output_dirs
-from ..data.images import load_images
 from ..data.layouts import read_dataset
 from ..evaluation.binary import (binary_metrics, both_classes, choose_threshold, fit_temperature,
                                  malignant_images_needed, threshold_with_confidence)
@@ -60,13 +59,13 @@ def calibrate(ref: str | None, data_dir: str, *, target_sensitivity: float = 0.9
         raise ValueError(f"Model '{predictor.name}' is a seven-class model; calibrate refits the threshold of a "
                          "benign/malignant model. Choose one with --model.")
     read = read_dataset(data_dir)
-    x, bad = load_images(read.table["path"].tolist(), predictor.image_size)
+    P, bad = predictor.probabilities_of_files(read.table["path"].tolist())
     table = read.table[~read.table["path"].isin({p for p, _ in bad})]
     y = table["label"].to_numpy(dtype=int)
     if len(y) < MIN_IMAGES or int(y.sum()) < MIN_MALIGNANT or not both_classes(y):
         raise ValueError(f"{data_dir} holds {len(y)} readable labelled images, {int(y.sum())} malignant: a threshold "
                          f"needs at least {MIN_IMAGES} images with {MIN_MALIGNANT} malignant ones and some benign.")
-    p = predictor.probabilities(x)[:, 1]
+    p = P[:, 1]
     original, how = predictor.threshold
     if confidence is None:
         threshold, reached = choose_threshold(y, p, target_sensitivity), None

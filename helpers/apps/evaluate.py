@@ -25,17 +25,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ..config import OutputDirs, output_dirs
 from ..data.labels import CLASS_NAMES, MALIGNANT_DX
 from ..data.layouts import read_dataset
 from ..data.splits import load_split
-from ..data.stream import image_stream
 from ..evaluation.binary import binary_metrics, bootstrap_auc_ci
 from ..evaluation.multiclass import multiclass_metrics
-from ..models.saved import PREDICT_BATCH, Predictor, load_predictor
+from ..models.saved import Predictor, load_predictor
 
 EXIT_OK, EXIT_ATTENTION, EXIT_ERROR = 0, 1, 2
 
@@ -115,15 +113,10 @@ def evaluate_folder(ref: str | None, data_dir: str | os.PathLike, *, n_resamples
             warnings.append(f"{key.replace('_', ' ')[:-1]}: {folder}")
     if missing:
         warnings.append(f"no image of class {', '.join(missing)}: the metrics that need it are undefined")
-    # Streamed from the files a batch at a time (decoded on both cores while the model runs), so memory
-    # does not grow with the folder; a file that will not decode is left out and listed.
-    stream = image_stream(table["path"].tolist(), predictor.image_size, batch_size=PREDICT_BATCH, check=False)
-    P = [predictor.probabilities(batch.numpy()) for batch in stream.dataset]
-    bad = stream.skipped
+    P, bad = predictor.probabilities_of_files(table["path"].tolist())  # a batch at a time: any folder fits
     table = table[~table["path"].isin({p for p, _ in bad})]
     if not len(table):
         raise ValueError(f"No readable image in {data_dir} to score the model on.")
-    P = np.concatenate(P)
     skipped = [{"path": str(r.path), "reason": r.reason} for r in read.skipped.itertuples()]
     skipped += [{"path": str(path), "reason": reason} for path, reason in bad]
     report: dict[str, Any] = {"model": predictor.name, "model_file": str(predictor.path),

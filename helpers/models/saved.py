@@ -17,7 +17,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
@@ -248,6 +248,18 @@ class Predictor:
             p = raw[:, 0]
             return np.column_stack([1.0 - p, p])  # CLASS_NAMES order: benign, malignant
         return raw
+
+    def probabilities_of_files(self, paths: Sequence[str]) -> tuple[np.ndarray, list[tuple[str, str]]]:
+        """``probabilities`` of the images in ``paths``, read from the files a batch at a time
+        (``data.stream``: decoded on both cores while the model runs), so memory does not grow
+        with the number of files. Returns the probabilities of the files that decoded, in the
+        order of ``paths``, and ``(path, reason)`` for each one that did not."""
+        from ..data.stream import image_stream  # tf.data: only for callers that read folders
+
+        stream = image_stream(list(paths), self.image_size, batch_size=PREDICT_BATCH, check=False)
+        P = [self.probabilities(batch.numpy()) for batch in stream.dataset]
+        width = 2 if self.binary else len(self.class_names)
+        return (np.concatenate(P) if P else np.zeros((0, width))), stream.skipped
 
     def decide(self, probs: np.ndarray) -> list[str]:
         """The decision for each row of ``probabilities``: a label of ``class_names``."""
