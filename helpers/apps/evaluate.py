@@ -2,7 +2,8 @@
 
 The threshold is the one chosen on the chain's validation split; nothing is
 tuned on the folder being scored. Before scoring, every image is checked (by
-file hash) against the images the model was trained and validated on: a
+file hash, then by perceptual hash for a resized, re-encoded or shifted copy of
+the same photo) against the images the model was trained and validated on: a
 model scored on its own training images looks far better than it is, so an
 overlap is reported loudly, and ``--exclude-training`` leaves those images out.
 
@@ -28,6 +29,8 @@ from typing import Any
 import pandas as pd
 
 from ..config import OutputDirs, output_dirs
+from ..data.arrays import load_split_table
+from ..data.duplicates import PHASH_THRESHOLD, compute_hashes, near_pairs
 from ..data.labels import CLASS_NAMES, MALIGNANT_DX
 from ..data.layouts import read_dataset
 from ..data.splits import load_split
@@ -52,7 +55,8 @@ def training_split_file(predictor: Predictor, out: OutputDirs) -> Path | None:
 
 def training_overlap(table: pd.DataFrame, predictor: Predictor, out: OutputDirs) -> dict[str, Any]:
     """Which images of ``table`` are byte-identical to the model's training or
-    validation images, by SHA-256 against the chain's saved split."""
+    validation images, by SHA-256 against the chain's saved split, and which
+    others are near-copies of them (``near_copies``)."""
     split_file = training_split_file(predictor, out)
     if split_file is None or not split_file.is_file():
         return {"checked": False, "why": "no training split recorded for this model: overlap not checked",
@@ -62,8 +66,36 @@ def training_overlap(table: pd.DataFrame, predictor: Predictor, out: OutputDirs)
     hashes = [_sha256(p) for p in table["path"]]
     hits = [(p, seen[h]) for p, h in zip(table["path"], hashes) if h in seen]
     by_split = pd.Series([s for _, s in hits], dtype="str").value_counts().to_dict()
+    exact = {p for p, _ in hits}
     return {"checked": True, "split_file": split_file.name, "n": len(hits),
-            "by_split": {k: int(v) for k, v in by_split.items()}, "paths": [p for p, _ in hits]}
+            "by_split": {k: int(v) for k, v in by_split.items()}, "paths": [p for p, _ in hits],
+            "near": near_copies([p for p in table["path"] if p not in exact], out)}
+
+
+def near_copies(paths: list[str], out: OutputDirs) -> dict[str, Any]:
+    """Which of ``paths`` are near-copies of the model's training or validation images:
+    the same photo resized, re-encoded, colour-corrected, flipped or shifted by a few
+    pixels, which the file hash misses (the 1024-bit perceptual hash and threshold
+    notebook 1 groups the split with, ``data.duplicates``). It hashes the training
+    images, so they must be on this machine (``$SKIN_DATA_DIR``, ``$SKIN_HAM10000_DIR``)."""
+    if not paths:
+        return {"checked": True, "n": 0, "by_split": {}, "paths": []}
+    try:
+        split = load_split_table(out=out)
+    except FileNotFoundError as exc:  # DataNotFoundError too
+        return {"checked": False, "n": 0, "by_split": {}, "paths": [],
+                "why": f"near-copies of training images not checked: the training images are not on this "
+                       f"machine ({str(exc).splitlines()[0]})"}
+    seen = split[split["split"].isin(["train", "val"]) & split["path"].map(lambda p: Path(p).is_file())]
+    n = len(paths)
+    pairs = near_pairs(compute_hashes(list(paths) + seen["path"].tolist()))
+    pairs = pairs[(pairs["i"] < n) & (pairs["j"] >= n)]  # one of the folder's against one of training's
+    nearest = pairs.sort_values("distance", kind="stable").drop_duplicates("i").sort_values("i")
+    found = [(paths[i], seen["split"].iloc[j - n]) for i, j in zip(nearest["i"], nearest["j"])]
+    by_split = pd.Series([s for _, s in found], dtype="str").value_counts().to_dict()
+    return {"checked": True, "n": len(found), "by_split": {k: int(v) for k, v in by_split.items()},
+            "paths": [p for p, _ in found], "threshold": PHASH_THRESHOLD,
+            "n_training_images_hashed": int(len(seen))}
 
 
 def _class_counts(table: pd.DataFrame, predictor: Predictor) -> tuple[dict[str, int], list[str]]:
@@ -107,6 +139,16 @@ def evaluate_folder(ref: str | None, data_dir: str | os.PathLike, *, n_resamples
                             f"images ({where}): these metrics are optimistic. Rerun with --exclude-training.")
     elif not overlap["checked"]:
         warnings.append(overlap["why"])
+    near = overlap.get("near", {"n": 0})
+    if near["n"]:
+        where = ", ".join(f"{n} of {s}" for s, n in near["by_split"].items())
+        what = (f"{near['n']} more image(s) are near-copies of the model's training/validation images (the same "
+                f"photo resized, re-encoded or shifted; perceptual hash: {where})")
+        if exclude_training:
+            table = table[~table["path"].isin(near["paths"])]
+            warnings.append(f"{what}; left out (--exclude-training)")
+        else:
+            warnings.append(f"{what}: these metrics are optimistic. Rerun with --exclude-training.")
     counts, missing = _class_counts(table, predictor)
     for key in ("missing_class_folders", "empty_class_folders"):
         for folder in read.notes.get(key, []):
@@ -123,7 +165,9 @@ def evaluate_folder(ref: str | None, data_dir: str | os.PathLike, *, n_resamples
                               "data": str(Path(data_dir).resolve()),
                               "task": "binary" if predictor.binary else "multiclass",
                               "classes": counts, "missing_classes": missing,
-                              "training_overlap": {**overlap, "paths": overlap["paths"][:20]},  # the first 20
+                              "training_overlap": {**overlap, "paths": overlap["paths"][:20],  # the first 20
+                                                   **({"near": {**near, "paths": near["paths"][:20]}}
+                                                      if "near" in overlap else {})},
                               "excluded_training": bool(exclude_training)}
     y = table["label"].to_numpy(dtype=int)
     if predictor.binary:
@@ -176,6 +220,9 @@ def format_evaluation(report: dict[str, Any]) -> str:
             lines += [f"  recall {c:<6} {_fmt(v['recall'])} (n={v['support']})" for c, v in m["per_class"].items()]
     lines += [f"  skipped {item['path']}: {item['reason']}" for item in report["skipped"]]
     lines += [f"WARNING: {w}" for w in report["warnings"]]
+    near = report["training_overlap"].get("near", {})
+    if near.get("why"):
+        lines.append(f"note: {near['why']}")
     return "\n".join(lines)
 
 

@@ -202,3 +202,35 @@ def test_probabilities_run_the_model_a_batch_at_a_time_in_order():
     assert P.shape == (len(x), 2) and np.allclose(P[:, 1], np.arange(len(x)) / 255.0)
     assert np.allclose(P.sum(axis=1), 1.0)
     assert predictor.probabilities(x[:0]).shape == (0, 2)
+
+
+def test_near_copies_of_training_images_are_found_and_can_be_excluded(saved_model, tmp_path, monkeypatch, capsys):
+    """A training photo resized and re-encoded has another file hash; the perceptual hash finds it."""
+    data = tmp_path / "training_data"
+    originals = [save(textured(100 + i, 96), data / f"img{i}.jpg") for i in range(4)]
+    _record_training_split(saved_model, originals)  # img0-img3: the model's training/validation images
+    monkeypatch.setenv("SKIN_DATA_DIR", str(data))
+    folder = _folder(tmp_path / "clinic", ("benign", "malignant"), n=4)
+    copies = [folder / "benign" / "copy_a.jpg", folder / "malignant" / "copy_b.jpg"]
+    for source, copy in zip(originals[:2], copies):
+        save(textured(100 + originals.index(source), 96).resize((80, 80)), copy, quality=80)
+    assert cli.main(["evaluate", "--data", str(folder), "--json", "--resamples", "50"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    overlap = report["training_overlap"]
+    assert overlap["n"] == 0 and report["n"] == 10  # no byte-identical file
+    assert overlap["near"]["checked"] and overlap["near"]["n"] == 2
+    assert sorted(overlap["near"]["paths"]) == sorted(map(str, copies))
+    assert "2 more image(s) are near-copies" in report["warnings"][0]
+    assert cli.main(["evaluate", "--data", str(folder), "--json", "--resamples", "50", "--exclude-training"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == 8 and "left out (--exclude-training)" in report["warnings"][0]
+
+
+def test_without_the_training_images_near_copies_are_not_checked_and_it_says_so(saved_model, tmp_path,
+                                                                               monkeypatch, capsys):
+    _record_training_split(saved_model, [])
+    monkeypatch.setenv("SKIN_DATA_DIR", str(tmp_path / "nowhere"))
+    folder = _folder(tmp_path / "clinic", ("benign", "malignant"), n=3)
+    assert cli.main(["evaluate", "--data", str(folder), "--resamples", "50"]) == 0  # scored; a note, not a warning
+    text = capsys.readouterr().out
+    assert "note: near-copies of training images not checked: the training images are not on this machine" in text
