@@ -257,9 +257,9 @@ class Predictor:
         from ..data.stream import image_stream  # tf.data: only for callers that read folders
 
         stream = image_stream(list(paths), self.image_size, batch_size=PREDICT_BATCH, check=False)
-        P = [self.probabilities(batch.numpy()) for batch in stream.dataset]
-        width = 2 if self.binary else len(self.class_names)
-        return (np.concatenate(P) if P else np.zeros((0, width))), stream.skipped
+        empty = np.zeros((0, self.image_size, self.image_size, 3), np.uint8)  # no file decoded: (0, classes)
+        P = [self.probabilities(batch.numpy()) for batch in stream.dataset] or [self.probabilities(empty)]
+        return np.concatenate(P), stream.skipped
 
     def decide(self, probs: np.ndarray) -> list[str]:
         """The decision for each row of ``probabilities``: a label of ``class_names``."""
