@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import hashlib
 import sys
 from pathlib import Path
 from typing import Any
 
 from ..atomic import write_json
 from ..config import OutputDirs, output_dirs
+from ..data.checksums import file_sha256
 from ..data.layouts import read_dataset
 from ..evaluation.binary import (binary_metrics, both_classes, choose_threshold, fit_temperature,
                                  malignant_images_needed, threshold_with_confidence)
@@ -38,11 +38,6 @@ from ..models.saved import clinic_file, load_predictor
 EXIT_OK, EXIT_ATTENTION, EXIT_ERROR = 0, 1, 2
 # Fewer labelled images than this cannot place a threshold with any confidence.
 MIN_IMAGES, MIN_MALIGNANT = 30, 5
-
-
-def _sha256(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def calibrate(ref: str | None, data_dir: str, *, target_sensitivity: float = 0.90, confidence: float | None = 0.80,
@@ -82,7 +77,7 @@ def calibrate(ref: str | None, data_dir: str, *, target_sensitivity: float = 0.9
         "previous_threshold": float(original), "previous_threshold_source": how,
         "on_these_images": {"at_previous_threshold": _rates(y, p, original),
                             "at_refitted_threshold": _rates(y, p, threshold)},
-        "sha256": sorted(_sha256(path) for path in table["path"]),
+        "sha256": sorted(file_sha256(path) for path in table["path"]),
         "skipped": [{"path": str(path), "reason": reason} for path, reason in bad],
     }
     write_json(clinic_file(predictor.path), record)

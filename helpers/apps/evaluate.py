@@ -19,7 +19,6 @@ overlap is reported loudly, and ``--exclude-training`` leaves those images out.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -30,6 +29,7 @@ import pandas as pd
 
 from ..config import OutputDirs, output_dirs
 from ..data.arrays import load_split_table
+from ..data.checksums import file_sha256
 from ..data.duplicates import PHASH_THRESHOLD, compute_hashes, near_pairs
 from ..data.labels import CLASS_NAMES, MALIGNANT_DX
 from ..data.layouts import read_dataset
@@ -39,11 +39,6 @@ from ..evaluation.multiclass import multiclass_metrics
 from ..models.saved import Predictor, load_predictor
 
 EXIT_OK, EXIT_ATTENTION, EXIT_ERROR = 0, 1, 2
-
-
-def _sha256(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def training_split_file(predictor: Predictor, out: OutputDirs) -> Path | None:
@@ -63,7 +58,7 @@ def training_overlap(table: pd.DataFrame, predictor: Predictor, out: OutputDirs)
                 "n": 0, "paths": []}
     split = load_split(split_file)
     seen = split.loc[split["split"].isin(["train", "val"])].groupby("sha256")["split"].first().to_dict()
-    hashes = [_sha256(p) for p in table["path"]]
+    hashes = [file_sha256(p) for p in table["path"]]
     hits = [(p, seen[h]) for p, h in zip(table["path"], hashes) if h in seen]
     by_split = pd.Series([s for _, s in hits], dtype="str").value_counts().to_dict()
     exact = {p for p, _ in hits}
@@ -123,7 +118,7 @@ def evaluate_folder(ref: str | None, data_dir: str | os.PathLike, *, n_resamples
     warnings = []
     if predictor.clinic is not None:
         refitted_on = set(predictor.clinic.get("sha256", []))
-        n_same = sum(_sha256(p) in refitted_on for p in table["path"])
+        n_same = sum(file_sha256(p) in refitted_on for p in table["path"])
         if n_same:
             warnings.append(f"{n_same} image(s) are those the clinic threshold was refitted on: its sensitivity "
                             "and specificity here are optimistic. Score other images of the clinic.")

@@ -18,8 +18,9 @@ def _image_files(out_dir: Path) -> list[Path]:
                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as f:
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes (hex), as ``sha256sum`` prints it."""
+    with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
@@ -29,7 +30,7 @@ def write_checksums(out_dir: str | Path) -> int:
     Returns the number of images."""
     out_dir = Path(out_dir)
     images = _image_files(out_dir)
-    write_text(out_dir / CHECKSUMS, "".join(f"{_sha256(p)}  {p.name}\n" for p in images))
+    write_text(out_dir / CHECKSUMS, "".join(f"{file_sha256(p)}  {p.name}\n" for p in images))
     return len(images)
 
 
@@ -59,6 +60,6 @@ def verify_checksums(out_dir: str | Path) -> dict:
     sums = read_checksums(path)
     missing = [name for name in sums if not (out_dir / name).is_file()]
     changed = [name for name, digest in sums.items()
-               if name not in missing and _sha256(out_dir / name) != digest]
+               if name not in missing and file_sha256(out_dir / name) != digest]
     return {"out_dir": str(out_dir), "checksums": str(path), "n_files": len(sums),
             "missing": missing, "changed": changed}

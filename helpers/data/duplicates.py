@@ -49,7 +49,6 @@ cropped or zoomed much more (most isic-mvb/HAM10000 overlaps) are not found.
 """
 from __future__ import annotations
 
-import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
@@ -60,6 +59,7 @@ from PIL import Image
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from .checksums import file_sha256
 from .images import N_THREADS, large_images_allowed
 
 PHASH_THRESHOLD = 288      # fine hash: max Hamming distance (of 1024 bits) for "same photo"
@@ -82,11 +82,6 @@ _DCT = _dct_matrix(FINE, _THUMB)  # only the low frequencies are ever needed
 # (path, size, mtime) -> (sha256, packed coarse bits (8, 32), packed fine bits (8, 128))
 # so duplicate_pairs after assign_groups decodes nothing again.
 _cache: dict[tuple[str, int, int], tuple[str, np.ndarray | None, np.ndarray | None]] = {}
-
-
-def _sha256(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _thumbnail(path: str) -> np.ndarray:
@@ -141,7 +136,7 @@ def _hash_chunk(paths: list[str], pool: ThreadPoolExecutor) -> list[tuple[str, n
     Threads only read and decode; the DCT runs here, batched, because BLAS
     calls from several Python threads at once contend badly (10x slower).
     """
-    shas = list(pool.map(_sha256, paths))
+    shas = list(pool.map(file_sha256, paths))
     thumbs = list(pool.map(_try_thumbnail, paths))
     ok = [k for k, t in enumerate(thumbs) if t is not None]
     out: list[tuple[str, np.ndarray | None, np.ndarray | None]] = [(sha, None, None) for sha in shas]

@@ -21,7 +21,6 @@ Usage::
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import os
 import string
@@ -35,6 +34,7 @@ import numpy as np
 import keras
 from keras import layers
 
+from ..data.checksums import file_sha256
 from .torch_legacy import load_legacy_pth
 
 __all__ = [
@@ -255,11 +255,6 @@ def imagenet_weights_cache_path() -> Path:
     return Path(keras_home) / "models" / fname
 
 
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def _keras_to_torch_names() -> Iterator[tuple[str, str, str]]:
     """Yield (keras layer, torch prefix, kind) for every layer with weights.
 
@@ -341,7 +336,7 @@ def _reference_model() -> keras.Model:
 def _convert_into(model: keras.Model) -> None:
     """Read the package's .pth and assign it to ``model`` (a reference-layout model)."""
     path = pth_path()
-    if _sha256(path) != _PTH_SHA256:
+    if file_sha256(path) != _PTH_SHA256:
         raise ValueError(f"{path} does not have the expected SHA-256 {_PTH_SHA256}")
     _set_layer_weights(model, convert_state_dict(load_legacy_pth(path)))
 
