@@ -66,6 +66,8 @@ def headline(results: dict) -> dict[str, float | int]:
     values["multiclass.data.images_used"] = results["multiclass"]["data"]["images_used"]
     for name, study in results["seed_study"].items():
         values[f"seed_study.{name}.test_auc.1"] = study["test_auc"][1]
+    for dataset, d in results["seed_study"]["lite0_both"]["by_dataset"].items():  # notebook 6's third copy
+        values[f"seed_study.lite0_both.by_dataset.{dataset}.test_auc.2"] = d["test_auc"][2]
     mc_study = results["multiclass"]["seed_study"]  # notebook 6 reran notebook 5 with seed 43
     for name in ("lite0_7class", "lite0_7class_metadata"):
         values[f"multiclass.seed_study.{name}.test_balanced_accuracy.1"] = mc_study[name]["test_balanced_accuracy"][1]
@@ -152,9 +154,15 @@ def test_results_are_consistent(chain):
     assert all(r["ci95"][0] <= r["difference"] <= r["ci95"][1] for r in vs.values())
     # notebook 6: each model's recorded run plus one more seed in quick mode, by the recipe it was recorded with
     assert list(saved["seed_study"]) == ["mlp", "small_cnn", "vgg16_random_init", "lite0_imagenet", "lite0_random_init",
-                                        "lite0_artefact_aug"]
+                                        "lite0_artefact_aug", "lite0_both"]
     for name, study in saved["seed_study"].items():
         record = saved["models"][name]
+        if name == "lite0_both":  # one copy at a time: notebook 3's two copies, then one more trained in notebook 6
+            assert study["unit"] == "copy" and study["served_copies"] == 2 and study["seeds"] == [42, 142, 242]
+            assert study["test_auc"][:2] == [m["test_auc"] for m in record["members"]]
+            assert study["by_dataset"]["ham10000"]["test_auc"][:2] == [
+                m["by_dataset"]["ham10000"]["test_auc"] for m in record["members"]]
+            continue
         assert study["seeds"] == [record["seed"], record["seed"] + 1]
         assert study["test_auc"][0] == record["test"]["auc"]
     assert saved["models"]["small_cnn"]["recipe"]["kind"] == "baseline"

@@ -108,8 +108,13 @@ def plot_seed_studies(studies: Mapping[str, Mapping], bootstrap_ci95: Mapping[st
     low = min(min(min(s["test_auc"]) for s in studies.values()), min(c[0] for c in bootstrap_ci95.values()))
     high = max(max(max(s["test_auc"]) for s in studies.values()), max(c[1] for c in bootstrap_ci95.values()))
     pad = 0.08 * (high - low) + 0.005
-    ax.set_xticks(range(len(names)), [f"{n}\n({len(studies[n]['seeds'])} seeds, sd {studies[n]['sd']:.3f})"
-                                      for n in names])
+
+    def label(name):  # an ensemble studied one copy at a time: its dots are copies, its grey bar the ensemble's
+        study, copy = studies[name], studies[name].get("unit") == "copy"
+        return (f"{name}{' (one copy)' if copy else ''}\n"
+                f"({len(study['seeds'])} {'copies' if copy else 'seeds'}, sd {study['sd']:.3f})")
+
+    ax.set_xticks(range(len(names)), [label(n) for n in names])
     # No legend: over the bars it would hide data; the axis label says what the grey is.
     ax.set(xlim=(-0.6, len(names) - 0.4), ylim=(low - pad, high + pad), ylabel="test ROC AUC",
            xlabel="grey: bootstrap 95% CI of the recorded run (test images resampled)",

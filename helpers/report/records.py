@@ -30,6 +30,7 @@ from ..evaluation.multiclass import multiclass_metrics
 from ..models.saved import save_model
 from ..models.transfer import count_trainable
 from ..training.fitting import FitResult, predict_proba
+from ..training.recipes import score_alone
 
 
 # ---------------------------------------------------------------------------
@@ -99,11 +100,7 @@ def record_members(name: str, members: Sequence, seeds: Sequence[int], split: Sp
     out = out or output_dirs()
     sets = {_dataset_name(split): split, **{_dataset_name(a): a for a in (others or {}).values()}}
     primary = _dataset_name(split)
-    rows = []
-    for model, seed in zip(members, seeds, strict=True):
-        by_dataset = {d: {f"{part}_auc": binary_metrics(a.y[s], predict_proba(model, a.x[s]), 0.5)["auc"]
-                          for part, s in (("validation", "val"), ("test", "test"))} for d, a in sets.items()}
-        rows.append({"seed": int(seed), "test_auc": by_dataset[primary]["test_auc"], "by_dataset": by_dataset})
+    rows = [score_alone(model, seed, sets, primary) for model, seed in zip(members, seeds, strict=True)]
     results.update_results({"models": {name: {"members": rows}}}, out.results)
     return pd.DataFrame([{"seed": r["seed"], **{f"{d} {k.replace('_', ' ')}": v for d, m in r["by_dataset"].items()
                                                 for k, v in m.items()}} for r in rows]).set_index("seed")
@@ -256,6 +253,21 @@ def record_seed_studies(test_auc_by_model: Mapping[str, Mapping[int, float]],
     studies = {name: seed_summary(aucs) for name, aucs in test_auc_by_model.items()}
     results.replace_section("seed_study", studies, out.results)
     return studies
+
+
+def record_copy_study(name: str, copies: Sequence[Mapping[str, Any]], served: int,
+                      out: OutputDirs | None = None) -> dict[str, Any]:
+    """An ensemble's seed spread one copy at a time (``training.recipes.copy_seed_study``)
+    under ``seed_study[name]``, marked ``"unit": "copy"`` with the number of copies the
+    served model averages, so no reader takes it for the ensemble's spread; per data set
+    too. Call it after ``record_seed_studies``, which replaces the section."""
+    out = out or output_dirs()
+    study = {**seed_summary({c["seed"]: c["test_auc"] for c in copies}), "unit": "copy", "served_copies": int(served),
+             "by_dataset": {d: {"test_auc": [float(c["by_dataset"][d]["test_auc"]) for c in copies],
+                                **spread([c["by_dataset"][d]["test_auc"] for c in copies])}
+                            for d in copies[0]["by_dataset"]}}
+    results.update_results({"seed_study": {name: study}}, out.results)
+    return study
 
 
 # ---------------------------------------------------------------------------

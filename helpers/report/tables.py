@@ -42,9 +42,16 @@ def seed_studies(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {study["model"]: study} if "model" in study else dict(study)
 
 
+def seed_name(name: str, study: dict[str, Any]) -> str:
+    """A model's name as its seed study measured it: an ensemble studied one copy at a
+    time (``records.record_copy_study``) reads "<name> (one copy)"."""
+    return f"{name} (one copy)" if study.get("unit") == "copy" else name
+
+
 def _seed_cell(study: dict[str, Any] | None, members: list[dict[str, Any]] | None = None) -> str:
     if study and len(study["seeds"]) >= 2:
-        return f"{study['mean']:.3f} ± {study['sd']:.3f} ({len(study['seeds'])})"
+        unit = " copies" if study.get("unit") == "copy" else ""
+        return f"{study['mean']:.3f} ± {study['sd']:.3f} ({len(study['seeds'])}{unit})"
     if members:  # an ensemble: each member alone is one seed of its recipe
         return "members " + ", ".join(f"{m['test_auc']:.3f}" for m in members)
     return "1 seed"
@@ -241,9 +248,11 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
     if studies:  # the best model's spread when it was studied, else the pretrained Lite0's
         name = next((k for k in (best, "lite0_imagenet") if k in studies), next(iter(studies)))
         study = studies[name]
-        out.update(seed_model=name, seed_n=len(study["seeds"]), seed_mean=study["mean"], seed_sd=study["sd"],
-                   seed_sd_max=max(v["sd"] for v in studies.values()),
-                   seed_sd_max_model=max(studies, key=lambda k: studies[k]["sd"]), seed_models=list(studies))
+        widest = max(studies, key=lambda k: studies[k]["sd"])
+        out.update(seed_model=seed_name(name, study), seed_n=len(study["seeds"]), seed_mean=study["mean"],
+                   seed_sd=study["sd"], seed_served_copies=study.get("served_copies"),
+                   seed_sd_max=studies[widest]["sd"], seed_sd_max_model=seed_name(widest, studies[widest]),
+                   seed_models=[seed_name(k, v) for k, v in studies.items()])
     return out
 
 
@@ -285,7 +294,9 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
                          + (": most lesions it calls malignant would be benign." if ppv5 < 0.5 else "."))
     if h.get("seed_n", 0) > 1:
         lines.append(f"Over {h['seed_n']} seeds, {h['seed_model']} reached a mean test AUC of "
-                     f"{h['seed_mean']:.3f} (standard deviation {h['seed_sd']:.3f}).")
+                     f"{h['seed_mean']:.3f} (standard deviation {h['seed_sd']:.3f})"
+                     + (f"; the served model averages {h['seed_served_copies']} copies." if h.get("seed_served_copies")
+                        else "."))
         if len(h["seed_models"]) > 1:
             lines.append(f"Of the {len(h['seed_models'])} models retrained with further seeds "
                          f"({', '.join(h['seed_models'])}), {h['seed_sd_max_model']}'s test AUC moved most from seed "
@@ -417,12 +428,18 @@ def readme_markdown(results: dict[str, Any]) -> str:
     seeds = seed_studies(results)
     parts = ["**Benign vs malignant**, cleaned test set; sensitivity and specificity at the threshold "
              "chosen on validation, all from the run with the recorded seed; \"AUC over seeds\": test AUC "
-             "mean ± standard deviation over the seeds notebook 6 trained (number of seeds), where it did.\n\n",
+             "mean ± standard deviation over the seeds notebook 6 trained (number of seeds), where it did; "
+             "for an ensemble, over single copies of it (number of copies).\n\n",
              markdown_table(binary_table(results["models"], seeds))]
     for name, study in seeds.items():
         if len(study["seeds"]) > 1:
-            parts.append(f"\n{name} over {len(study['seeds'])} seeds: test AUC mean {study['mean']:.3f}, "
-                         f"sd {study['sd']:.3f} (range {study['min']:.3f}-{study['max']:.3f}).\n")
+            others = {d: v for d, v in study.get("by_dataset", {}).items() if v["test_auc"] != study["test_auc"]}
+            parts.append(f"\n{seed_name(name, study)} over {len(study['seeds'])} seeds: test AUC mean "
+                         f"{study['mean']:.3f}, sd {study['sd']:.3f} (range {study['min']:.3f}-{study['max']:.3f})"
+                         + "".join(f"; on {d}: mean {v['mean']:.3f}, sd {v['sd']:.3f} (range {v['min']:.3f}-"
+                                   f"{v['max']:.3f})" for d, v in others.items())
+                         + (f"; the served model averages {study['served_copies']} copies"
+                            if study.get("unit") == "copy" else "") + ".\n")
     comparisons = comparison_lines(results)
     if comparisons:
         parts.append("\n" + "".join(f"- {line}\n" for line in comparisons))

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import results, seeding
 from ..config import OutputDirs, output_dirs
-from ..data.arrays import DATA_ROOT, SplitArrays, load_split_arrays
+from ..data.arrays import DATA_ROOT, SplitArrays, load_other_data_sets, load_split_arrays
 from ..evaluation.binary import binary_metrics
 from ..models import baselines
 from ..models.ensemble import mean_logit_ensemble
@@ -239,3 +239,43 @@ def seed_study(name: str = "lite0_imagenet", repeats: int = 3, data_dir: str | N
             model = tm.model
         aucs[seed] = binary_metrics(arrays.y["test"], predict_proba(model, arrays.x["test"]), 0.5)["auc"]
     return aucs
+
+
+def score_alone(model, seed: int, sets: dict[str, SplitArrays], primary: str) -> dict[str, Any]:
+    """One trained copy of a recipe scored alone: its validation and test AUC on every
+    data set of ``sets`` (by name) and, as ``test_auc``, that on ``primary``'s test split."""
+    by_dataset = {d: {f"{part}_auc": binary_metrics(a.y[s], predict_proba(model, a.x[s]), 0.5)["auc"]
+                      for part, s in (("validation", "val"), ("test", "test"))} for d, a in sets.items()}
+    return {"seed": int(seed), "test_auc": by_dataset[primary]["test_auc"], "by_dataset": by_dataset}
+
+
+def copy_seed_study(name: str = "lite0_both", copies: int = 3, data_dir: str | None = None,
+                    out: OutputDirs | None = None) -> list[dict[str, Any]]:
+    """The seed spread of an ensemble's recipe, one copy at a time: the copies notebook 3
+    trained and scored alone (``models[name]["members"]``), then further copies with the
+    next member seeds (seed + 100 i), each trained on the recorded split and scored
+    alone by ``score_alone``, until there are ``copies``. Far cheaper than retraining the
+    whole ensemble per seed (``seed_study``), but it measures one copy's spread, not the
+    ensemble's. Returns one row per copy, the recorded ones first."""
+    out = out or output_dirs()
+    record, recipe = recorded_recipe(name, out)
+    rows = list(record.get("members") or [])
+    if not isinstance(recipe, Lite0Recipe) or recipe.members < 2 or not rows:
+        raise ValueError(f"{name} is not an ensemble whose copies notebook 3 scored alone: use seed_study.")
+    if len(rows) >= copies:
+        return rows[:copies]
+    arrays = load_split_arrays(recipe.image_size, data_dir, out)
+    primary = str(arrays.tables["test"]["dataset"].iloc[0])
+    sets = {primary: arrays, **load_other_data_sets(recipe.image_size, data_dir, out)}
+    if set(rows[0]["by_dataset"]) - set(sets) or len(arrays.y["test"]) != record["test"]["n"]:
+        raise ValueError(f"the split is not the one {name} was judged on: rerun notebooks 1 and 3 on it first.")
+    sets = {d: sets[d] for d in rows[0]["by_dataset"]}  # the data sets its recorded copies were scored on
+    training = arrays
+    if len(record.get("trained_on") or []) > 1:  # trained on both archives, as notebook 3 did
+        training = load_split_arrays(recipe.image_size, data_dir, out, roots=None)
+    one = replace(recipe, members=1)
+    for i in range(len(rows), copies):
+        seed = int(record["seed"]) + MEMBER_SEED_STEP * i
+        tm, _ = train_lite0(one, training, seed, pretrained=record["weights"] != "none")
+        rows.append(score_alone(tm.model, seed, sets, primary))
+    return rows

@@ -143,3 +143,18 @@ def test_seed_studies_replace_the_whole_section(tmp_path):
     assert saved["mlp"]["seeds"] == [42, 43, 44] and saved["mlp"]["mean"] == pytest.approx(0.72)
     assert saved["mlp"]["sd"] == pytest.approx(0.02) and (saved["mlp"]["min"], saved["mlp"]["max"]) == (0.70, 0.74)
     assert saved["small_cnn"]["sd"] == 0.0  # one seed: no spread to speak of
+
+
+def test_an_ensembles_copy_study_joins_the_seed_studies_marked_as_copies(tmp_path):
+    out = config.output_dirs(tmp_path)
+    records.record_seed_studies({"mlp": {42: 0.70, 43: 0.74}}, out)
+    copies = [{"seed": s, "test_auc": a, "by_dataset": {"isic-mvb": {"test_auc": a}, "ham10000": {"test_auc": b}}}
+              for s, a, b in ((42, 0.95, 0.93), (142, 0.94, 0.94), (242, 0.93, 0.92))]
+    study = records.record_copy_study("lite0_both", copies, served=2, out=out)
+    saved = results.load_results(out.results)["seed_study"]
+    assert list(saved) == ["mlp", "lite0_both"] and saved["lite0_both"] == study
+    assert study["seeds"] == [42, 142, 242] and study["mean"] == pytest.approx(0.94)
+    assert (study["unit"], study["served_copies"]) == ("copy", 2)
+    assert study["by_dataset"]["ham10000"]["test_auc"] == [0.93, 0.94, 0.92]
+    assert study["by_dataset"]["ham10000"]["mean"] == pytest.approx(0.93)
+    assert study["by_dataset"]["isic-mvb"]["sd"] == pytest.approx(study["sd"])

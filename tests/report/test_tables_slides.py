@@ -401,3 +401,26 @@ def test_the_seven_class_seed_study_is_told_seed_by_seed():
     assert lines[-2].endswith("(paired 95% CI +0.006 to +0.079) for one trained network.")
     assert lines[-1] == ("Retrained with 3 seeds: the metadata's gain ranged from -0.012 to +0.039, the image + "
                          "metadata model's balanced accuracy from 0.671 to 0.717.")
+
+
+def test_an_ensemble_studied_copy_by_copy_is_never_told_as_the_served_models_spread():
+    copy = {"seeds": [42, 142, 242], "test_auc": [0.95, 0.94, 0.93], "mean": 0.94, "sd": 0.01, "min": 0.93,
+            "max": 0.95, "unit": "copy", "served_copies": 2,
+            "by_dataset": {"fixture": {"test_auc": [0.95, 0.94, 0.93], "mean": 0.94, "sd": 0.01, "min": 0.93,
+                                       "max": 0.95},
+                           "ham10000": {"test_auc": [0.92, 0.93, 0.91], "mean": 0.92, "sd": 0.01, "min": 0.91,
+                                        "max": 0.93}}}
+    both = {**RESULTS["models"]["lite0_imagenet"], "validation": {"auc": 0.97}}
+    results = {**RESULTS, "models": {**RESULTS["models"], "lite0_both": both},
+               "seed_study": {**RESULTS["seed_study"], "lite0_both": copy}}
+    table = tables.binary_table(results["models"], tables.seed_studies(results))
+    assert table.loc["lite0_both", "AUC over seeds"] == "0.940 ± 0.010 (3 copies)"
+    h = tables.headline(results)
+    assert (h["best_model"], h["seed_model"], h["seed_served_copies"]) == ("lite0_both", "lite0_both (one copy)", 2)
+    assert "lite0_both (one copy)" in h["seed_models"]
+    assert ("Over 3 seeds, lite0_both (one copy) reached a mean test AUC of 0.940 (standard deviation 0.010); "
+            "the served model averages 2 copies.") in tables.summary_lines(results)
+    readme = tables.readme_markdown(results)
+    assert ("lite0_both (one copy) over 3 seeds: test AUC mean 0.940, sd 0.010 (range 0.930-0.950); on ham10000: "
+            "mean 0.920, sd 0.010 (range 0.910-0.930); the served model averages 2 copies.") in readme
+    assert "lite0_imagenet over 3 seeds: test AUC mean 0.940, sd 0.004 (range 0.936-0.944)." in readme

@@ -162,3 +162,42 @@ def test_a_lite0_recipe_with_members_trains_each_seed_and_saves_their_mean_logit
     assert saved["members"][0]["test_auc"] == pytest.approx(
         records.binary_metrics(split.y["test"], p[0], 0.5)["auc"])
     assert recipes.recorded_recipe("lite0_both", out)[1] == recipe
+
+
+def test_an_ensemble_is_studied_one_copy_at_a_time_on_both_archives(tmp_path, monkeypatch):
+    """notebook 6's cheap seed study of lite0_both: notebook 3's copies as recorded, then
+    further copies with the next member seeds, trained on both archives and scored alone on each."""
+    from types import SimpleNamespace
+
+    out = config.output_dirs(tmp_path)
+    binary, ham, both = _tiny_split(), _tiny_split(n=30, seed=2), _tiny_split(n=40, seed=1)
+    for split, name in ((binary, "isic-mvb"), (ham, "ham10000")):
+        for s in ("train", "val", "test"):
+            split.tables[s]["dataset"] = name
+    monkeypatch.setattr(recipes, "load_split_arrays",
+                        lambda size, data_dir, out, roots=(recipes.DATA_ROOT,): binary if roots else both)
+    monkeypatch.setattr(recipes, "load_other_data_sets", lambda size, data_dir, out: {"ham10000": ham})
+    trained = []
+    monkeypatch.setattr(recipes, "train_lite0", lambda recipe, arrays, seed, pretrained=True: trained.append(
+        (recipe.members, len(arrays.y["train"]), seed, pretrained)) or (SimpleNamespace(model=seed), None))
+    # the "model" is its seed; it ranks images by redness (malignant are redder) and, from seed 342 on, backwards
+    monkeypatch.setattr(recipes, "predict_proba",
+                        lambda model, x: (1 if model < 342 else -1) * x[..., 0].mean(axis=(1, 2)) / 255)
+    recorded = [{"seed": s, "test_auc": a, "by_dataset": {"isic-mvb": {"validation_auc": a, "test_auc": a},
+                                                          "ham10000": {"validation_auc": b, "test_auc": b}}}
+                for s, a, b in ((42, 0.9, 0.8), (142, 0.92, 0.85))]
+    recipe = recipes.Lite0Recipe(image_size=16, members=2)
+    results.record_model("lite0_both", {"seed": 42, "weights": "imagenet", "test": {"n": 24}, "members": recorded,
+                                        "trained_on": ["ham10000", "isic-mvb"], "recipe": recipe.as_record()},
+                         out.results)
+    rows = recipes.copy_seed_study("lite0_both", copies=4, out=out)
+    assert rows[:2] == recorded and [r["seed"] for r in rows] == [42, 142, 242, 342]
+    assert trained == [(1, 40, 242, True), (1, 40, 342, True)]  # single copies, on both archives' training images
+    assert rows[2]["by_dataset"]["isic-mvb"]["test_auc"] == rows[2]["test_auc"] == 1.0
+    assert rows[2]["by_dataset"]["ham10000"]["test_auc"] == 1.0 and rows[3]["test_auc"] == 0.0
+    trained.clear()
+    assert recipes.copy_seed_study("lite0_both", copies=2, out=out) == recorded and trained == []
+    results.record_model("lite0_imagenet", {"seed": 42, "weights": "imagenet", "test": {"n": 24},
+                                            "recipe": recipes.Lite0Recipe(image_size=16).as_record()}, out.results)
+    with pytest.raises(ValueError, match="lite0_imagenet is not an ensemble"):
+        recipes.copy_seed_study("lite0_imagenet", copies=3, out=out)
