@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "near-copies of them and likely second photos of their lesions")
     ev.add_argument("--no-feature-check", action="store_true",
                     help="skip the learned-feature check for second photos of training lesions (it computes "
-                         "features of every training image: about 1.5 min on 2 CPU cores)")
+                         "features of every training image: minutes on 2 CPU cores)")
     ev.add_argument("--threshold", choices=("clinic", "validation"), default="clinic", help=THRESHOLD_HELP)
     ev.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the intervals")
     ev.add_argument("--json", action="store_true", help="print one JSON object")

@@ -52,6 +52,11 @@ LOOKALIKES = {
 }
 
 
+def _none_found(why: str | None = None) -> dict[str, Any]:
+    """A check's result with nothing found: checked, or (with ``why``) not checked and why."""
+    return {"checked": why is None, "n": 0, "by_split": {}, "paths": [], **({"why": why} if why else {})}
+
+
 def training_split_file(predictor: Predictor, out: OutputDirs) -> Path | None:
     """The split file of the data the model was trained on (None for a model outside the chain)."""
     if not predictor.record:
@@ -80,20 +85,17 @@ def training_overlap(table: pd.DataFrame, predictor: Predictor, out: OutputDirs,
     report = {"checked": True, "split_file": split_file.name, "n": len(hits),
               "by_split": {k: int(v) for k, v in by_split.items()}, "paths": [p for p, _ in hits]}
     if not rest:
-        none = {"checked": True, "n": 0, "by_split": {}, "paths": []}
-        return {**report, "near": none, "similar": none}
+        return {**report, "near": _none_found(), "similar": _none_found()}
     try:
         training = training_images(out)
     except FileNotFoundError as exc:  # DataNotFoundError too
         why = (f"near-copies and second photos of training images not checked: the training images are not on "
                f"this machine ({str(exc).splitlines()[0]})")
-        return {**report, **{k: {"checked": False, "n": 0, "by_split": {}, "paths": [], "why": why}
-                             for k in ("near", "similar")}}
+        return {**report, "near": _none_found(why), "similar": _none_found(why)}
     near = near_copies(rest, training)
     if not features:
-        return {**report, "near": near, "similar": {"checked": False, "n": 0, "by_split": {}, "paths": [],
-                                                    "why": "second photos of training lesions not checked "
-                                                           "(--no-feature-check)"}}
+        return {**report, "near": near,
+                "similar": _none_found("second photos of training lesions not checked (--no-feature-check)")}
     found = set(near["paths"])
     return {**report, "near": near, "similar": second_photos([p for p in rest if p not in found], training)}
 
@@ -124,7 +126,7 @@ def near_copies(paths: list[str], training: pd.DataFrame) -> dict[str, Any]:
     pixels, which the file hash misses (the 1024-bit perceptual hash and threshold
     notebook 1 groups the split with, ``data.duplicates``)."""
     if not paths:
-        return {"checked": True, "n": 0, "by_split": {}, "paths": []}
+        return _none_found()
     pairs = near_pairs(compute_hashes(list(paths) + training["path"].tolist()))
     return {**_matches(paths, training, pairs, "distance", True), "threshold": PHASH_THRESHOLD}
 
@@ -138,13 +140,12 @@ def second_photos(paths: list[str], training: pd.DataFrame) -> dict[str, Any]:
     training images). The rule was right in 30 of 36 such pairs judged by eye, so a link
     is a likely second photo, not a certain one."""
     if not paths:
-        return {"checked": True, "n": 0, "by_split": {}, "paths": []}
+        return _none_found()
     every = list(paths) + training["path"].tolist()
     try:
         features, bad = lite0_features(every)
     except (ImportError, FileNotFoundError) as exc:  # the offline ImageNet weights package is not installed
-        return {"checked": False, "n": 0, "by_split": {}, "paths": [],
-                "why": f"second photos of training lesions not checked: no ImageNet Lite0 weights ({exc})"}
+        return _none_found(f"second photos of training lesions not checked: no ImageNet Lite0 weights ({exc})")
     unread = {p for p, _ in bad}
     kept = [i for i, p in enumerate(every) if p not in unread]  # the rows of ``features``
     folder = [every[i] for i in kept if i < len(paths)]
