@@ -51,8 +51,8 @@ NOTEBOOKS = [
 QUICK: dict[str, dict[str, int]] = {
     "data": {"subset_per_class": 30, "artefact_sample": 40},          # 1: per given split and class (diagnosis)
     "baselines": {"epochs": 3},                                        # 2
-    "transfer": {"epochs": 1, "head_epochs": 2, "vgg_finetune_epochs": 1, "lite0_image_size": 64,  # 3
-                 "artefact_scan": 150, "pool_copies": 2},
+    "transfer": {"epochs": 1, "head_epochs": 2, "vgg_head_epochs": 2, "vgg_finetune_epochs": 1,      # 3
+                 "lite0_image_size": 64, "artefact_scan": 150, "pool_copies": 2},
     "explain": {"lime_samples": 200, "lime_images": 3, "artefact_sample": 60},                      # 4
     "multiclass": {"image_size": 64, "epochs": 2, "head_epochs": 3, "pool_copies": 2, "n_resamples": 200},  # 5
     "seeds": {"seed_repeats": 2, "multiclass_seed_repeats": 2},        # 6
@@ -64,7 +64,7 @@ QUICK: dict[str, dict[str, int]] = {
 # longer training than the CPU default, per notebook (papermill parameters; a notebook
 # gets only those its parameters cell declares). Not run by this project yet: no GPU here.
 FULL: dict[str, dict[str, Any]] = {
-    "2_Image_Processing_and_Modeling.ipynb": {"image_size": 128, "epochs": 80},   # the baselines at Lite0's size
+    "2_Image_Processing_and_Modeling.ipynb": {"image_size": 128},   # the baselines at Lite0's size
     "3_Transfer_Learning_Models.ipynb": {"image_size": 224, "lite0_image_size": 224, "epochs": 60,
                                          "vgg_finetune_epochs": 10},
     "5_Multiclass_and_Metadata.ipynb": {"image_size": 224, "epochs": 40},          # HAM10000 copies are 224 px

@@ -18,10 +18,10 @@ A new way to train goes into ``fitting`` (or a recipe into ``recipes``, recorded
 with its model so it can be repeated exactly).
 """
 from .augment import ArtefactAugmentation, Augmentation, augmented_examples
-from .fitting import FitResult, augmented_pool, fit, fit_transfer, predict_array, predict_proba
+from .fitting import FitResult, augmented_pool, fit, fit_transfer, predict_array, predict_proba, stopping_reading
 from .imbalance import LOSS_CANDIDATES, LossChoice, class_weights
 from .recipes import BaselineRecipe, Lite0Recipe, recorded_recipe, seed_study, train_baseline, train_lite0
 
 __all__ = ["ArtefactAugmentation", "Augmentation", "BaselineRecipe", "FitResult", "LOSS_CANDIDATES", "Lite0Recipe", "LossChoice",
            "augmented_examples", "augmented_pool", "class_weights", "fit", "fit_transfer", "predict_array",
-           "predict_proba", "recorded_recipe", "seed_study", "train_baseline", "train_lite0"]
+           "predict_proba", "recorded_recipe", "seed_study", "stopping_reading", "train_baseline", "train_lite0"]

@@ -74,6 +74,25 @@ class FitResult:
         self.seconds_per_epoch = self.seconds / max(self.epochs_run, 1)
 
 
+def stopping_reading(fit: FitResult, cap: int, patience: int, *, head_only: bool = False) -> str:
+    """A plain reading of why a run ended: early stopping, or the epoch cap (and
+    whether the cap cut it short). ``head_only``: read stage 1 of ``fit_transfer``
+    (the head on frozen features), whose cap is ``cap``."""
+    run, best = fit.epochs_run, fit.best_epoch
+    if head_only:
+        run = fit.epochs_run - fit.finetune_epochs_run
+        scores = fit.history.get("val_auc", [])[:run]
+        best = int(np.argmax(scores)) + 1 if scores else run
+    if run < cap:
+        return (f"early stopping ended it after {run} of at most {cap} epochs: no better validation AUC "
+                f"in the {patience} epochs after its best, epoch {best}")
+    if run - best < patience:
+        return (f"it ran to its cap of {cap} epochs with its best validation AUC at epoch {best}, so it "
+                f"may still have been improving: raise the cap before reading it as this model's best")
+    return (f"it ran to its cap of {cap} epochs, but its best epoch ({best}) was {run - best} epochs "
+            f"before the end, so the cap did not cut it short")
+
+
 def fit(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
         y_val: np.ndarray, *, epochs: int, seed: int, batch_size: int = 32,
         learning_rate: float = 1e-3, patience: int = 5, augment: Augmentation | None = None,

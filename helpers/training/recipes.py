@@ -69,9 +69,10 @@ class Vgg16Recipe:
     (without them the base is random, and only the head is trained)."""
 
     image_size: int = 64
-    head_epochs: int = 20
+    head_epochs: int = 150      # at most (early stopping)
     finetune_epochs: int = 2    # block 5, ImageNet weights only
     batch_size: int = 32
+    patience: int = 4
 
     def as_record(self) -> dict[str, Any]:
         return {"kind": "vgg16", **asdict(self)}
@@ -86,7 +87,7 @@ def train_vgg16(recipe: Vgg16Recipe, arrays: SplitArrays, seed: int, *, try_imag
     fit = fit_transfer(tm, arrays.x, arrays.y, head_epochs=recipe.head_epochs,
                        finetune_epochs=recipe.finetune_epochs if tm.weights != "none" else 0,
                        unfreeze=unfreeze_vgg16_last_block, seed=seed, batch_size=recipe.batch_size,
-                       augment=Augmentation(), verbose=0)
+                       patience=recipe.patience, augment=Augmentation(), verbose=0)
     return tm, fit
 
 

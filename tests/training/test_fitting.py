@@ -101,3 +101,24 @@ def test_finetuning_on_cached_maps_trains_only_the_top_of_the_saved_model(tiny_d
     np.testing.assert_allclose(fitting.predict_array(tm.model, x[32:]),
                                fitting.predict_array(transfer.maps_model(tm, top), fitting.predict_array(bottom, x[32:])),
                                atol=1e-5)
+
+
+def _run(val_auc, finetune=0):
+    return fitting.FitResult({"val_auc": val_auc, "loss": [1.0] * len(val_auc)}, 1.0, len(val_auc),
+                     int(np.argmax(val_auc)) + 1, max(val_auc), finetune)
+
+
+def test_stopping_reading_tells_early_stopping_from_a_cap_that_cut_training_short():
+    early = fitting.stopping_reading(_run([0.6, 0.7, 0.65, 0.66]), cap=10, patience=2)
+    assert early.startswith("early stopping ended it after 4 of at most 10 epochs") and "epoch 2" in early
+    cut = fitting.stopping_reading(_run([0.6, 0.7, 0.8, 0.9]), cap=4, patience=2)
+    assert "may still have been improving" in cut and "epoch 4" in cut
+    levelled = fitting.stopping_reading(_run([0.6, 0.9, 0.8, 0.7, 0.7]), cap=5, patience=2)
+    assert "did not cut it short" in levelled and "(2) was 3 epochs" in levelled
+
+
+def test_stopping_reading_of_a_transfer_head_reads_stage_one_only():
+    # stage 1: 3 head epochs (best the 3rd, at its cap of 3), then 2 fine-tuning epochs that do better
+    run = _run([0.6, 0.7, 0.8, 0.9, 0.95], finetune=2)
+    assert "may still have been improving" in fitting.stopping_reading(run, cap=3, patience=2, head_only=True)
+    assert fitting.stopping_reading(run, cap=5, patience=2, head_only=True).startswith("early stopping ended it after 3")
